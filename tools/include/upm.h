@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * upm.h - User-guided Page Merging for C runtimes.
+ *
+ * madvise(addr, len, MADV_UPM) merges, before it returns, every present
+ * private anonymous page in the range with an identical page that any
+ * process has merged before (copy-on-write), or makes it a page that later
+ * callers merge with.
+ */
+#ifndef UPM_H
+#define UPM_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_UPM
+#define MADV_UPM 26
+#endif
+
+/*
+ * upm_advise - advise the whole pages of a buffer for merging.
+ * The buffer need not be page aligned: the pages that lie wholly inside it
+ * are advised (a partial page at either end may hold other data). Returns 0,
+ * or -1 with errno set as madvise() sets it.
+ */
+static inline int upm_advise(const void *buf, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)buf + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)buf + len) & ~(page - 1);
+
+	if ((uintptr_t)buf + len < (uintptr_t)buf) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (end <= start)
+		return 0;
+	return madvise((void *)start, end - start, MADV_UPM);
+}
+
+#endif /* UPM_H */
