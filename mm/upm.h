@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * User-guided page merging (MADV_UPM), private to mm/.
+ *
+ * madvise(MADV_UPM) merges the present anonymous pages of a range at once,
+ * making them KSM pages: mm/ksm.c does the merging with KSM's own machinery
+ * under ksm_thread_mutex, mm/upm.c keeps the content index that finds an
+ * identical KSM page in O(1) and the statistics.
+ */
+#ifndef _MM_UPM_H
+#define _MM_UPM_H
+
+#include <linux/rhashtable-types.h>
+#include <linux/types.h>
+
+struct mm_struct;
+struct page;
+
+/**
+ * struct upm_key - what the content index is keyed by
+ * @hash: 64-bit hash of the page's content; a match is only a candidate,
+ *        the pages are compared byte by byte before they are merged
+ */
+struct upm_key {
+	u64 hash;
+};
+
+/**
+ * struct upm_index_entry - a KSM page's place in the content index
+ * @node: link in the index; pages with equal keys share a list
+ * @key: the key the page is filed under
+ * @indexed: whether @node is linked into the index
+ */
+struct upm_index_entry {
+	struct rhlist_head node;
+	struct upm_key key;
+	bool indexed;
+};
+
+/**
+ * struct upm_counts - what one MADV_UPM call did with the pages it found
+ * @scanned: present anonymous pages looked at
+ * @merged: pages replaced by an identical page merged before
+ * @new_ksm: pages that became KSM pages themselves
+ * @already_merged: pages that were KSM pages mapped here already
+ * @skipped: pages that could not be merged now (pinned, locked, changing)
+ * @zero: zero-filled pages among @scanned
+ */
+struct upm_counts {
+	unsigned long scanned;
+	unsigned long merged;
+	unsigned long new_ksm;
+	unsigned long already_merged;
+	unsigned long skipped;
+	unsigned long zero;
+};
+
+#ifdef CONFIG_UPM
+int upm_merge_range(struct mm_struct *mm, unsigned long start,
+		    unsigned long end);
+
+void upm_page_key(struct page *page, struct upm_key *key);
+bool upm_key_is_zero(const struct upm_key *key, struct page *page);
+void upm_index_init_entry(struct upm_index_entry *entry);
+void upm_index_add(struct upm_index_entry *entry, const struct upm_key *key);
+void upm_index_del(struct upm_index_entry *entry);
+int upm_index_lookup(const struct upm_key *key,
+		     struct upm_index_entry **found, int max);
+
+/* In mm/ksm.c */
+int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
+		  unsigned long end, struct upm_counts *counts);
+#else
+static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
+				  unsigned long end)
+{
+	return -EINVAL;
+}
+#endif
+
+#endif /* _MM_UPM_H */
