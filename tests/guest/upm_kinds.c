@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Which memory MADV_UPM merges: zero-filled pages (with KSM's
+ * use_zero_pages off and on), THPs (split first), the anonymous copies in a
+ * MAP_PRIVATE file mapping; and which it leaves alone without an error:
+ * MAP_SHARED anonymous memory, shmem (memfd), hugetlb, the shared part of a
+ * range that mixes kinds.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "upm_util.h"
+
+#define MAXPAGES 1024
+#define SKIP_RC 4
+
+static struct ksm_settings saved;
+
+#define CHECK(cond, ...) do {				\
+	if (!(cond)) {					\
+		ksft_print_msg(__VA_ARGS__);		\
+		fail = 1;				\
+	}						\
+} while (0)
+
+/* ---------- zero-filled pages (one process) ---------- */
+
+static int zero_case(void *arg)
+{
+	int use_zero = *(int *)arg;
+	size_t n = 128, j, same = 0, zero = 0, nonzero_content = 0;
+	uint64_t pfn[128], zpfn = zero_page_pfn();
+	struct upm_stats a, b, d;
+	struct ksm_stats ka, kb, kc;
+	char *p = map_anon(n * PG, -1);
+	int fail = 0, r;
+	long shared_delta;
+
+	if (!p)
+		return 1;
+	for (j = 0; j < n; j++)
+		p[j * PG + 17] = 0;	/* a write fault: a zero-filled page */
+	pfns_of(p, n, pfn);
+	for (j = 0; j < n; j++)
+		CHECK(pfn[j] && pfn[j] != zpfn,
+		      "page %zu is not a private page before the call\n", j);
+
+	upm_stats_read(&a);
+	ksm_stats_read(&ka);
+	r = upm_call(p, n * PG);
+	upm_stats_read(&b);
+	ksm_stats_read(&kb);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("zero pages", &d);
+	if (r) {
+		ksft_print_msg("madvise(MADV_UPM) failed: %s\n", strerror(r));
+		return 1;
+	}
+	pfns_of(p, n, pfn);
+	for (j = 0; j < n; j++) {
+		same += pfn[j] == pfn[0];
+		zero += pfn[j] == zpfn;
+		nonzero_content += !page_is_zero(p + j * PG);
+	}
+	CHECK(nonzero_content == 0, "%zu pages no longer zero\n",
+	      nonzero_content);
+	CHECK(d.pages_scanned == n, "expected pages_scanned +%zu, saw %+ld\n",
+	      n, (long)d.pages_scanned);
+	CHECK(d.pages_zero == n, "expected pages_zero +%zu, saw %+ld\n", n,
+	      (long)d.pages_zero);
+	CHECK(d.pages_skipped == 0, "expected pages_skipped +0, saw %+ld\n",
+	      (long)d.pages_skipped);
+	if (!upm_stats_balanced(&d, "zero pages"))
+		fail = 1;
+	shared_delta = kb.pages_shared - ka.pages_shared;
+	if (use_zero) {
+		long stat = file_field("/proc/self/ksm_stat", "ksm_zero_pages");
+
+		CHECK(d.pages_merged == n && d.pages_new_ksm == 0,
+		      "expected pages_merged +%zu new_ksm +0, saw %+ld %+ld\n",
+		      n, (long)d.pages_merged, (long)d.pages_new_ksm);
+		CHECK(zero == n, "%zu of %zu pages map the zero page (pfn %#lx), first %#lx\n",
+		      zero, n, (long)zpfn, (long)pfn[0]);
+		CHECK(kb.ksm_zero_pages - ka.ksm_zero_pages == (long)n,
+		      "expected ksm_zero_pages +%zu, saw %+ld\n", n,
+		      kb.ksm_zero_pages - ka.ksm_zero_pages);
+		CHECK(stat == (long)n, "ksm_stat ksm_zero_pages %ld, expected %zu\n",
+		      stat, n);
+		CHECK(shared_delta == 0 &&
+		      kb.pages_sharing == ka.pages_sharing,
+		      "expected no pages_shared/sharing change, saw %+ld %+ld\n",
+		      shared_delta, kb.pages_sharing - ka.pages_sharing);
+		/* A write gets a private copy and gives up one zero page. */
+		p[5 * PG] = 1;
+		ksm_stats_read(&kc);
+		CHECK(pfn_of(p + 5 * PG) != zpfn && p[5 * PG + 1] == 0,
+		      "write to a zero-page-merged page did not copy it\n");
+		CHECK(kc.ksm_zero_pages == kb.ksm_zero_pages - 1,
+		      "after a write ksm_zero_pages %ld, expected %ld\n",
+		      kc.ksm_zero_pages, kb.ksm_zero_pages - 1);
+	} else {
+		CHECK(d.pages_merged + d.pages_new_ksm == n &&
+		      d.pages_new_ksm <= 1,
+		      "expected merged+new_ksm = %zu with new_ksm <= 1, saw %ld + %ld\n",
+		      n, (long)d.pages_merged, (long)d.pages_new_ksm);
+		CHECK(same == n && zero == 0,
+		      "%zu of %zu pages share the first frame %#lx, %zu map the zero page\n",
+		      same, n, (long)pfn[0], zero);
+		CHECK(kpagecount(pfn[0]) == (long)n,
+		      "zero KSM page mapped %ld times, expected %zu\n",
+		      kpagecount(pfn[0]), n);
+		CHECK(shared_delta == (long)d.pages_new_ksm &&
+		      kb.pages_sharing - ka.pages_sharing ==
+		      (long)(n - d.pages_new_ksm),
+		      "pages_shared %+ld pages_sharing %+ld, expected %+ld %+ld\n",
+		      shared_delta, kb.pages_sharing - ka.pages_sharing,
+		      (long)d.pages_new_ksm, (long)(n - d.pages_new_ksm));
+		CHECK(kb.ksm_zero_pages == ka.ksm_zero_pages,
+		      "ksm_zero_pages moved (%+ld) with use_zero_pages=0\n",
+		      kb.ksm_zero_pages - ka.ksm_zero_pages);
+	}
+	munmap(p, n * PG);
+	return fail;
+}
+
+static void test_zero(int use_zero)
+{
+	struct ksm_stats base, seen;
+	bool ok;
+	int r;
+
+	if (write_str(KSM_SYSFS "use_zero_pages", use_zero ? "1" : "0")) {
+		ksft_test_result_fail("could not set use_zero_pages=%d\n",
+				      use_zero);
+		return;
+	}
+	ksm_stats_read(&base);
+	r = run_child(zero_case, &use_zero);
+	ok = r == 0;
+	if (!ksm_wait_back(&base, 10000, &seen)) {
+		ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld) ksm_zero_pages %ld (was %ld)\n",
+			       seen.pages_shared, base.pages_shared,
+			       seen.pages_sharing, base.pages_sharing,
+			       seen.ksm_zero_pages, base.ksm_zero_pages);
+		ok = false;
+	}
+	ksm_settings_restore(&saved);
+	ksft_test_result(ok, "zero-filled pages merge with use_zero_pages=%d, counters back after exit\n",
+			 use_zero);
+}
+
+/* ---------- two processes: THP and MAP_PRIVATE file ---------- */
+
+enum kind { K_THP, K_FILE };
+enum { CMD_SETUP = 1, CMD_ADVISE, CMD_MEASURE };
+
+#define FILE_PATH "/tmp/upm_kinds_file"
+#define FILE_PAGES 64
+#define FILE_DIRTY 48
+
+struct shared {
+	enum kind kind;
+	size_t npages;
+	uint64_t pfn_before[2][MAXPAGES], pfn[2][MAXPAGES];
+	long ahp_before[2], ahp_after[2], bad[2];
+};
+
+static struct shared *sh;
+static char *buf;
+
+static uint64_t want_seed(size_t j)
+{
+	if (sh->kind == K_FILE && j >= FILE_DIRTY)
+		return 0x4400;		/* the file's own contents */
+	return 0x4401;
+}
+
+static long helper(int idx, int cmd, void *arg)
+{
+	struct vma_info vi;
+	size_t j, len = sh->npages * PG;
+	int fd;
+	(void)arg;
+
+	switch (cmd) {
+	case CMD_SETUP:
+		if (sh->kind == K_THP) {
+			buf = map_anon(len, 1);
+			if (!buf)
+				return -ENOMEM;
+			fill_pages(buf, sh->npages, 0x4401);
+		} else {
+			fd = open(FILE_PATH, O_RDONLY);
+			if (fd < 0)
+				return -errno;
+			buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE, fd, 0);
+			close(fd);
+			if (buf == MAP_FAILED)
+				return -errno;
+			/* read everything in, then dirty the first pages */
+			for (j = 0; j < sh->npages; j++)
+				(void)*(volatile char *)(buf + j * PG);
+			for (j = 0; j < FILE_DIRTY; j++)
+				fill_page(buf + j * PG, 0x4401, j);
+		}
+		vma_info(buf, &vi);
+		sh->ahp_before[idx] = vi.anon_huge_kb;
+		pfns_of(buf, sh->npages, sh->pfn_before[idx]);
+		return 0;
+	case CMD_ADVISE:
+		return upm_call(buf, len);
+	case CMD_MEASURE:
+		vma_info(buf, &vi);
+		sh->ahp_after[idx] = vi.anon_huge_kb;
+		pfns_of(buf, sh->npages, sh->pfn[idx]);
+		sh->bad[idx] = 0;
+		for (j = 0; j < sh->npages; j++)
+			if (!page_matches(buf + j * PG, want_seed(j), j))
+				sh->bad[idx]++;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Sets up both helpers, advises 0 then 1; d[i] are the counter deltas. */
+static bool run_pair(struct worker *w, struct upm_stats *d)
+{
+	struct upm_stats a, b;
+	bool ok = true;
+	long r;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		r = worker_call(&w[i], CMD_SETUP);
+		if (r) {
+			ksft_print_msg("helper %d: setup failed (%ld)\n", i, r);
+			ok = false;
+		}
+	}
+	for (i = 0; i < 2 && ok; i++) {
+		upm_stats_read(&a);
+		r = worker_call(&w[i], CMD_ADVISE);
+		upm_stats_read(&b);
+		upm_stats_delta(&a, &b, &d[i]);
+		upm_stats_print(i ? "second caller" : "first caller", &d[i]);
+		if (r) {
+			ksft_print_msg("helper %d: madvise(MADV_UPM) failed: %s\n",
+				       i, r > 0 ? strerror(r) : "helper error");
+			ok = false;
+		}
+		ok &= upm_stats_balanced(&d[i], "call");
+	}
+	for (i = 0; i < 2 && ok; i++)
+		worker_call(&w[i], CMD_MEASURE);
+	return ok;
+}
+
+static bool stop_pair(struct worker *w, const struct ksm_stats *base)
+{
+	struct ksm_stats seen;
+
+	worker_stop(&w[0]);
+	worker_stop(&w[1]);
+	if (ksm_wait_back(base, 10000, &seen))
+		return true;
+	ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+		       seen.pages_shared, base->pages_shared,
+		       seen.pages_sharing, base->pages_sharing);
+	return false;
+}
+
+static void test_thp(void)
+{
+	struct worker w[2];
+	struct upm_stats d[2];
+	struct ksm_stats base;
+	size_t n = 4 * MIB / PG, j, differ = 0;
+	bool ok, have_thp, split;
+	int fail = 0;
+
+	sh->kind = K_THP;
+	sh->npages = n;
+	ksm_stats_read(&base);
+	ok = run_pair(w, d);
+	have_thp = sh->ahp_before[0] > 0 && sh->ahp_before[1] > 0;
+	if (ok) {
+		for (j = 0; j < n; j++)
+			differ += sh->pfn[0][j] != sh->pfn[1][j] ||
+				  !sh->pfn[0][j];
+		CHECK(d[0].pages_new_ksm == n,
+		      "first caller: expected new_ksm +%zu, saw %+ld\n", n,
+		      (long)d[0].pages_new_ksm);
+		CHECK(d[1].pages_merged == n,
+		      "second caller: expected merged +%zu, saw %+ld\n", n,
+		      (long)d[1].pages_merged);
+		CHECK(differ == 0, "%zu of %zu pages not shared\n", differ, n);
+		CHECK(!sh->bad[0] && !sh->bad[1],
+		      "contents changed: %ld %ld pages\n", sh->bad[0],
+		      sh->bad[1]);
+		ok = !fail;
+	}
+	ksft_print_msg("AnonHugePages before %ld/%ld kB, after %ld/%ld kB\n",
+		       sh->ahp_before[0], sh->ahp_before[1], sh->ahp_after[0],
+		       sh->ahp_after[1]);
+	split = sh->ahp_after[0] == 0 && sh->ahp_after[1] == 0;
+	ok &= stop_pair(w, &base);
+	ksft_test_result(ok, "2 MiB-aligned MADV_HUGEPAGE region merges completely\n");
+	if (!have_thp)
+		ksft_test_result_skip("THP-backed before merging (no THP was allocated)\n");
+	else
+		ksft_test_result(split, "THPs were split by merging (AnonHugePages 0 after)\n");
+}
+
+static void test_file(void)
+{
+	struct worker w[2];
+	struct upm_stats d[2];
+	struct ksm_stats base;
+	char page[PG];
+	size_t j, bad = 0;
+	bool ok;
+	int fd, fail = 0;
+
+	fd = open(FILE_PATH, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		ksft_exit_fail_msg("create %s: %s\n", FILE_PATH,
+				   strerror(errno));
+	for (j = 0; j < FILE_PAGES; j++) {
+		fill_page(page, 0x4400, j);
+		if (write(fd, page, PG) != (ssize_t)PG)
+			ksft_exit_fail_msg("write %s failed\n", FILE_PATH);
+	}
+	close(fd);
+
+	sh->kind = K_FILE;
+	sh->npages = FILE_PAGES;
+	ksm_stats_read(&base);
+	ok = run_pair(w, d);
+	if (ok) {
+		CHECK(d[0].pages_new_ksm == FILE_DIRTY &&
+		      d[0].pages_merged == 0,
+		      "first caller: expected new_ksm +%d merged +0, saw %+ld %+ld\n",
+		      FILE_DIRTY, (long)d[0].pages_new_ksm,
+		      (long)d[0].pages_merged);
+		CHECK(d[1].pages_merged == FILE_DIRTY &&
+		      d[1].pages_new_ksm == 0,
+		      "second caller: expected merged +%d new_ksm +0, saw %+ld %+ld\n",
+		      FILE_DIRTY, (long)d[1].pages_merged,
+		      (long)d[1].pages_new_ksm);
+		for (j = 0; j < FILE_PAGES; j++) {
+			bool dirty = j < FILE_DIRTY;
+			bool good = sh->pfn[0][j] && sh->pfn[0][j] ==
+				    sh->pfn[1][j];
+
+			/* clean pages stay the page-cache frame */
+			if (!dirty)
+				good &= sh->pfn[0][j] == sh->pfn_before[0][j];
+			else
+				good &= sh->pfn[1][j] != sh->pfn_before[1][j];
+			if (!good && bad++ < 3)
+				ksft_print_msg("page %zu (%s): pfns %#lx %#lx, before %#lx %#lx\n",
+					       j, dirty ? "dirty" : "clean",
+					       (long)sh->pfn[0][j],
+					       (long)sh->pfn[1][j],
+					       (long)sh->pfn_before[0][j],
+					       (long)sh->pfn_before[1][j]);
+		}
+		CHECK(bad == 0, "%zu pages with unexpected frames\n", bad);
+		CHECK(!sh->bad[0] && !sh->bad[1],
+		      "contents changed: %ld %ld pages\n", sh->bad[0],
+		      sh->bad[1]);
+		ok = !fail;
+	}
+	ok &= stop_pair(w, &base);
+	unlink(FILE_PATH);
+	ksft_test_result(ok, "dirtied pages of a MAP_PRIVATE tmpfs file mapping merge, clean ones stay page cache\n");
+}
+
+/* ---------- memory that must be left alone ---------- */
+
+enum shared_kind { S_ANON, S_MEMFD, S_HUGETLB };
+
+static int shared_case(void *arg)
+{
+	enum shared_kind kind = *(enum shared_kind *)arg;
+	size_t n = kind == S_HUGETLB ? 1024 : 32, j, changed = 0, altered = 0;
+	static uint64_t before[1024], after[1024];
+	struct upm_stats a, b, d;
+	int fd = -1, fail = 0, r;
+	char *p;
+
+	if (kind == S_ANON) {
+		p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	} else if (kind == S_MEMFD) {
+		fd = memfd_create("upm_kinds", 0);
+		if (fd < 0 || ftruncate(fd, n * PG))
+			return 1;
+		p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 fd, 0);
+	} else {
+		p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		if (p == MAP_FAILED) {
+			ksft_print_msg("MAP_HUGETLB: %s\n", strerror(errno));
+			return SKIP_RC;
+		}
+	}
+	if (p == MAP_FAILED)
+		return 1;
+	/* identical pages: anything merging them would show */
+	for (j = 0; j < n; j++)
+		fill_page(p + j * PG, 0x4500, 0);
+	pfns_of(p, n, before);
+	upm_stats_read(&a);
+	r = upm_call(p, n * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("left alone", &d);
+	pfns_of(p, n, after);
+	for (j = 0; j < n; j++) {
+		changed += before[j] != after[j];
+		altered += !page_matches(p + j * PG, 0x4500, 0);
+	}
+	CHECK(r == 0, "madvise(MADV_UPM) returned %s, expected 0\n",
+	      strerror(r));
+	CHECK(d.pages_scanned == 0 && d.pages_merged == 0 &&
+	      d.pages_new_ksm == 0,
+	      "expected no pages scanned/merged, saw scanned %+ld merged %+ld new_ksm %+ld\n",
+	      (long)d.pages_scanned, (long)d.pages_merged,
+	      (long)d.pages_new_ksm);
+	CHECK(changed == 0, "%zu pages changed frames\n", changed);
+	CHECK(altered == 0, "%zu pages changed contents\n", altered);
+	CHECK(!vma_mergeable(p), "VMA became VM_MERGEABLE\n");
+	munmap(p, n * PG);
+	if (fd >= 0)
+		close(fd);
+	return fail;
+}
+
+static void test_shared(enum shared_kind kind)
+{
+	static const char *const names[] = {
+		"MAP_SHARED anonymous memory", "memfd MAP_SHARED (shmem)",
+		"hugetlb (MAP_HUGETLB)",
+	};
+	char old[32] = "";
+	int r;
+
+	if (kind == S_HUGETLB) {
+		read_str("/proc/sys/vm/nr_hugepages", old, sizeof(old));
+		write_str("/proc/sys/vm/nr_hugepages", "2");
+	}
+	r = run_child(shared_case, &kind);
+	if (kind == S_HUGETLB && old[0])
+		write_str("/proc/sys/vm/nr_hugepages", old);
+	if (r == SKIP_RC)
+		ksft_test_result_skip("%s: not available\n", names[kind]);
+	else
+		ksft_test_result(r == 0, "%s is left alone: 0, nothing scanned or merged\n",
+				 names[kind]);
+}
+
+/* private | shared | private, advised as one range */
+static int mixed_case(void *arg)
+{
+	size_t n = 16, j;
+	struct upm_stats a, b, d;
+	int fail = 0, r;
+	char *base, *p1, *p2, *p3;
+	(void)arg;
+
+	base = mmap(NULL, 3 * n * PG, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return 1;
+	p1 = mmap(base, n * PG, PROT_READ | PROT_WRITE,
+		  MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p2 = mmap(base + n * PG, n * PG, PROT_READ | PROT_WRITE,
+		  MAP_FIXED | MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	p3 = mmap(base + 2 * n * PG, n * PG, PROT_READ | PROT_WRITE,
+		  MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p1 == MAP_FAILED || p2 == MAP_FAILED || p3 == MAP_FAILED)
+		return 1;
+	for (j = 0; j < 3 * n; j++)
+		fill_page(base + j * PG, 0x4600, j);
+	upm_stats_read(&a);
+	r = upm_call(base, 3 * n * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("mixed range", &d);
+	CHECK(r == 0, "madvise(MADV_UPM) returned %s, expected 0\n",
+	      strerror(r));
+	CHECK(d.pages_scanned == 2 * n && d.pages_new_ksm == 2 * n,
+	      "expected scanned and new_ksm +%zu (private parts only), saw %+ld %+ld\n",
+	      2 * n, (long)d.pages_scanned, (long)d.pages_new_ksm);
+	CHECK(vma_mergeable(p1) && vma_mergeable(p3) && !vma_mergeable(p2),
+	      "VM_MERGEABLE: private %d %d shared %d, expected 1 1 0\n",
+	      vma_mergeable(p1), vma_mergeable(p3), vma_mergeable(p2));
+	for (j = 0; j < 3 * n; j++)
+		CHECK(page_matches(base + j * PG, 0x4600, j),
+		      "page %zu changed\n", j);
+	munmap(base, 3 * n * PG);
+	return fail;
+}
+
+static void test_mixed(void)
+{
+	struct ksm_stats base, seen;
+	bool ok;
+
+	ksm_stats_read(&base);
+	ok = run_child(mixed_case, NULL) == 0;
+	if (!ksm_wait_back(&base, 10000, &seen)) {
+		ksft_print_msg("after exit: pages_shared %ld (was %ld)\n",
+			       seen.pages_shared, base.pages_shared);
+		ok = false;
+	}
+	ksft_test_result(ok, "a range of private, shared and private VMAs: private parts merged, 0 returned\n");
+}
+
+
+/* ---------- more single-process cases ---------- */
+
+/* pages never touched stay not present */
+static int not_present_case(void *arg)
+{
+	size_t n = 64, j, present = 0;
+	uint64_t pfn[64];
+	struct upm_stats a, b, d;
+	struct vma_info vi;
+	char *p = map_anon(n * PG, -1);
+	int fail = 0, r;
+	(void)arg;
+
+	if (!p)
+		return 1;
+	for (j = 0; j < n; j += 2)
+		fill_page(p + j * PG, 0x4700, j);
+	upm_stats_read(&a);
+	r = upm_call(p, n * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("half present", &d);
+	pfns_of(p, n, pfn);
+	for (j = 1; j < n; j += 2)
+		present += pfn[j] != 0;
+	vma_info(p, &vi);
+	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	CHECK(present == 0, "%zu untouched pages became present\n", present);
+	CHECK(vi.rss_kb == (long)(n / 2 * PG / 1024),
+	      "Rss %ld kB, expected %zu kB\n", vi.rss_kb, n / 2 * PG / 1024);
+	CHECK(d.pages_scanned == n / 2, "expected pages_scanned +%zu, saw %+ld\n",
+	      n / 2, (long)d.pages_scanned);
+	for (j = 0; j < n; j += 2)
+		CHECK(page_matches(p + j * PG, 0x4700, j), "page %zu changed\n",
+		      j);
+	munmap(p, n * PG);
+	return fail;
+}
+
+/* advising the middle of a VMA marks only that part mergeable */
+static int partial_case(void *arg)
+{
+	size_t n = 64;
+	struct upm_stats a, b, d;
+	char *p = map_anon(n * PG, -1);
+	int fail = 0, r;
+	(void)arg;
+
+	if (!p)
+		return 1;
+	fill_pages(p, n, 0x4800);
+	upm_stats_read(&a);
+	r = upm_call(p + 16 * PG, 32 * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("middle of a VMA", &d);
+	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	CHECK(d.pages_scanned == 32, "expected pages_scanned +32, saw %+ld\n",
+	      (long)d.pages_scanned);
+	CHECK(!vma_mergeable(p) && vma_mergeable(p + 16 * PG) &&
+	      vma_mergeable(p + 47 * PG) && !vma_mergeable(p + 48 * PG),
+	      "VM_MERGEABLE at pages 0/16/47/48: %d %d %d %d, expected 0 1 1 0\n",
+	      vma_mergeable(p), vma_mergeable(p + 16 * PG),
+	      vma_mergeable(p + 47 * PG), vma_mergeable(p + 48 * PG));
+	CHECK(count_bad_pages(p, n, 0x4800) == 0, "contents changed\n");
+	munmap(p, n * PG);
+	return fail;
+}
+
+/* a read-only private mapping of written pages merges too */
+static int readonly_case(void *arg)
+{
+	size_t n = 32;
+	struct upm_stats a, b, d;
+	char *p = map_anon(n * PG, -1);
+	int fail = 0, r;
+	(void)arg;
+
+	if (!p)
+		return 1;
+	fill_pages(p, n, 0x4900);
+	mprotect(p, n * PG, PROT_READ);
+	upm_stats_read(&a);
+	r = upm_call(p, n * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("read-only", &d);
+	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	CHECK(d.pages_scanned == n && d.pages_new_ksm == n,
+	      "expected scanned and new_ksm +%zu, saw %+ld %+ld\n", n,
+	      (long)d.pages_scanned, (long)d.pages_new_ksm);
+	CHECK(count_bad_pages(p, n, 0x4900) == 0, "contents changed\n");
+	munmap(p, n * PG);
+	return fail;
+}
+
+/* more identical pages than one KSM page may be shared by */
+static int many_case(void *arg)
+{
+	size_t n = 600, j, k, frames = 0, bad = 0;
+	static uint64_t pfn[600], seen[600];
+	unsigned long maxshare = 256;
+	struct upm_stats a, b, d;
+	char *p = map_anon(n * PG, -1);
+	long most = 0, cnt;
+	int fail = 0, r;
+	(void)arg;
+
+	if (!p)
+		return 1;
+	read_ulong(KSM_SYSFS "max_page_sharing", &maxshare);
+	for (j = 0; j < n; j++)
+		fill_page(p + j * PG, 0x4a00, 0);
+	upm_stats_read(&a);
+	r = upm_call(p, n * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("600 identical pages", &d);
+	pfns_of(p, n, pfn);
+	for (j = 0; j < n; j++) {
+		bad += !page_matches(p + j * PG, 0x4a00, 0);
+		for (k = 0; k < frames && seen[k] != pfn[j]; k++)
+			;
+		if (k == frames) {
+			seen[frames++] = pfn[j];
+			cnt = kpagecount(pfn[j]);
+			if (cnt > most)
+				most = cnt;
+		}
+	}
+	ksft_print_msg("600 identical pages: %zu frames, the most shared mapped %ld times (max_page_sharing %lu)\n",
+		       frames, most, maxshare);
+	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	CHECK(d.pages_merged + d.pages_new_ksm == n && d.pages_skipped == 0,
+	      "expected merged+new_ksm = %zu and no skips, saw %ld + %ld, skipped %ld\n",
+	      n, (long)d.pages_merged, (long)d.pages_new_ksm,
+	      (long)d.pages_skipped);
+	CHECK(most <= (long)maxshare, "a frame is mapped %ld times, more than max_page_sharing %lu\n",
+	      most, maxshare);
+	CHECK(frames <= (n + maxshare - 1) / maxshare + 1,
+	      "%zu frames for %zu identical pages\n", frames, n);
+	CHECK(bad == 0, "%zu pages changed\n", bad);
+	munmap(p, n * PG);
+	return fail;
+}
+
+static void test_single(int (*fn)(void *), const char *name)
+{
+	struct ksm_stats base, seen;
+	bool ok;
+
+	ksm_stats_read(&base);
+	ok = run_child(fn, NULL) == 0;
+	if (!ksm_wait_back(&base, 10000, &seen)) {
+		ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+			       seen.pages_shared, base.pages_shared,
+			       seen.pages_sharing, base.pages_sharing);
+		ok = false;
+	}
+	ksft_test_result(ok, "%s\n", name);
+}
+
+static void restore(void)
+{
+	ksm_settings_restore(&saved);
+}
+
+int main(void)
+{
+	ksft_print_header();
+	ksft_set_plan(13);
+	if (geteuid())
+		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
+	if (!upm_present())
+		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	if (ksm_settings_save(&saved))
+		ksft_exit_fail_msg("cannot read KSM settings\n");
+	atexit(restore);
+	sh = shared_alloc(sizeof(*sh));
+	if (!sh)
+		ksft_exit_fail_msg("no memory for results\n");
+
+	test_zero(0);
+	test_zero(1);
+	test_thp();
+	test_file();
+	test_shared(S_ANON);
+	test_shared(S_MEMFD);
+	test_shared(S_HUGETLB);
+	test_mixed();
+	test_single(not_present_case, "pages not present are not faulted in, present ones scanned");
+	test_single(partial_case, "advising the middle of a VMA: only that part scanned and VM_MERGEABLE");
+	test_single(readonly_case, "written pages in a read-only private mapping merge");
+	test_single(many_case, "600 identical pages: all merged, no frame beyond max_page_sharing");
+	ksft_finished();
+}

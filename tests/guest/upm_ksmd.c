@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * MADV_UPM while ksmd scans at full speed: two processes merge their
+ * buffers with MADV_UPM while ksmd works on the same (now mergeable) memory
+ * and on a third process's MADV_MERGEABLE copy. Pages end up shared,
+ * contents intact, counters sane; ksmd is stopped and KSM's settings
+ * restored afterwards.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "upm_util.h"
+
+#define NPAGES (32 * MIB / PG)
+#define SEED 0x9100
+
+enum { CMD_SETUP = 1, CMD_SETUP_KSM, CMD_ADVISE, CMD_MEASURE };
+
+struct shared {
+	uint64_t pfn[3][NPAGES];
+	long bad[3];
+};
+
+static struct shared *sh;
+static struct ksm_settings saved;
+static char *buf;
+
+static long helper(int idx, int cmd, void *arg)
+{
+	(void)arg;
+
+	switch (cmd) {
+	case CMD_SETUP:
+	case CMD_SETUP_KSM:
+		buf = map_anon(NPAGES * PG, 0);
+		if (!buf)
+			return -ENOMEM;
+		fill_pages(buf, NPAGES, SEED);
+		if (cmd == CMD_SETUP_KSM &&
+		    madvise(buf, NPAGES * PG, MADV_MERGEABLE))
+			return -errno;
+		return 0;
+	case CMD_ADVISE:
+		return upm_call(buf, NPAGES * PG);
+	case CMD_MEASURE:
+		pfns_of(buf, NPAGES, sh->pfn[idx]);
+		sh->bad[idx] = count_bad_pages(buf, NPAGES, SEED);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static bool sane(const char *label, const struct ksm_stats *k, long maxpages)
+{
+	const long v[] = { k->pages_shared, k->pages_sharing,
+			   k->pages_unshared, k->pages_volatile,
+			   k->ksm_zero_pages };
+	static const char *const n[] = { "pages_shared", "pages_sharing",
+					 "pages_unshared", "pages_volatile",
+					 "ksm_zero_pages" };
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (v[i] < 0 || v[i] > maxpages) {
+			ksft_print_msg("%s: %s = %ld is absurd (RAM is %ld pages)\n",
+				       label, n[i], v[i], maxpages);
+			ok = false;
+		}
+	return ok;
+}
+
+static bool delta_sane(const char *label, const struct upm_stats *d)
+{
+	const unsigned long lim = 1UL << 40;
+
+	if (d->calls < lim && d->pages_scanned < lim && d->pages_merged < lim &&
+	    d->pages_new_ksm < lim && d->pages_already_merged < lim &&
+	    d->pages_skipped < lim && d->pages_zero < lim)
+		return true;
+	ksft_print_msg("%s: a UPM counter went backwards\n", label);
+	return false;
+}
+
+static void restore(void)
+{
+	ksm_settings_restore(&saved);
+}
+
+int main(void)
+{
+	long maxpages = sysconf(_SC_PHYS_PAGES);
+	struct worker w[3];
+	struct ksm_stats base, k, seen;
+	struct upm_stats a, b, d;
+	bool ok_merge = true, ok_sane = true, ok_ksmd = false, ok_back;
+	char label[32];
+	size_t j, differ = 0, c_differ = NPAGES;
+	double t0;
+	long r;
+	int i;
+
+	ksft_print_header();
+	ksft_set_plan(4);
+	if (geteuid())
+		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
+	if (!upm_present())
+		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	if (ksm_settings_save(&saved))
+		ksft_exit_fail_msg("cannot read KSM settings\n");
+	atexit(restore);
+	sh = shared_alloc(sizeof(*sh));
+	if (!sh)
+		ksft_exit_fail_msg("no memory for results\n");
+	ksm_stats_read(&base);
+
+	if (write_str(KSM_SYSFS "pages_to_scan", "100000") ||
+	    write_str(KSM_SYSFS "sleep_millisecs", "0") ||
+	    write_str(KSM_SYSFS "run", "1"))
+		ksft_exit_fail_msg("cannot start ksmd: %s\n", strerror(errno));
+
+	/* 0 and 1 use MADV_UPM, 2 leaves its copy to ksmd */
+	for (i = 0; i < 3; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		if (worker_call(&w[i], i == 2 ? CMD_SETUP_KSM : CMD_SETUP)) {
+			ksft_print_msg("helper %d: setup failed\n", i);
+			ok_merge = false;
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(label, sizeof(label), "caller %d", i);
+		upm_stats_read(&a);
+		r = worker_call(&w[i], CMD_ADVISE);
+		upm_stats_read(&b);
+		upm_stats_delta(&a, &b, &d);
+		upm_stats_print(label, &d);
+		if (r) {
+			ksft_print_msg("%s: madvise(MADV_UPM) failed: %s\n",
+				       label, strerror(r));
+			ok_merge = false;
+		}
+		if (d.pages_scanned != NPAGES) {
+			ksft_print_msg("%s: expected pages_scanned +%lu, saw %+ld\n",
+				       label, NPAGES, (long)d.pages_scanned);
+			ok_merge = false;
+		}
+		ok_sane &= upm_stats_balanced(&d, label);
+		ok_sane &= delta_sane(label, &d);
+		ksm_stats_read(&k);
+		ok_sane &= sane(label, &k, maxpages);
+	}
+	worker_call(&w[0], CMD_MEASURE);
+	worker_call(&w[1], CMD_MEASURE);
+	for (j = 0; j < NPAGES; j++)
+		if (!sh->pfn[0][j] || sh->pfn[0][j] != sh->pfn[1][j])
+			if (differ++ < 3)
+				ksft_print_msg("page %zu: pfn %#lx vs %#lx\n", j,
+					       (long)sh->pfn[0][j],
+					       (long)sh->pfn[1][j]);
+	if (differ) {
+		ksft_print_msg("%zu of %lu pages not shared by the two MADV_UPM callers\n",
+			       differ, NPAGES);
+		ok_merge = false;
+	}
+	if (sh->bad[0] || sh->bad[1]) {
+		ksft_print_msg("contents changed: %ld %ld pages\n", sh->bad[0],
+			       sh->bad[1]);
+		ok_merge = false;
+	}
+
+	/* ksmd merges the third copy with the pages MADV_UPM made */
+	t0 = now_sec();
+	while (now_sec() - t0 < 20) {
+		worker_call(&w[2], CMD_MEASURE);
+		c_differ = 0;
+		for (j = 0; j < NPAGES; j++)
+			c_differ += sh->pfn[2][j] != sh->pfn[0][j];
+		ksm_stats_read(&k);
+		ok_sane &= sane("while ksmd runs", &k, maxpages);
+		if (!c_differ)
+			break;
+		msleep(200);
+	}
+	ksft_print_msg("ksmd: %zu pages of the MADV_MERGEABLE copy unmerged after %.1f s; full_scans %+ld\n",
+		       c_differ, now_sec() - t0, k.full_scans - base.full_scans);
+	ok_ksmd = c_differ == 0 && sh->bad[2] == 0;
+	worker_call(&w[0], CMD_MEASURE);
+	if (sh->bad[0] || sh->bad[2]) {
+		ksft_print_msg("contents changed while ksmd ran: %ld %ld pages\n",
+			       sh->bad[0], sh->bad[2]);
+		ok_merge = false;
+	}
+
+	if (ksm_settings_restore(&saved))
+		ksft_print_msg("could not restore KSM settings\n");
+	for (i = 0; i < 3; i++)
+		worker_stop(&w[i]);
+	ok_back = ksm_wait_back(&base, 10000, &seen);
+	if (!ok_back)
+		ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+			       seen.pages_shared, base.pages_shared,
+			       seen.pages_sharing, base.pages_sharing);
+	ok_sane &= sane("after exit", &seen, maxpages);
+
+	ksft_test_result(ok_merge, "with ksmd scanning at full speed, two MADV_UPM callers share every page, contents intact\n");
+	ksft_test_result(ok_sane, "with ksmd running, counters balanced and sane\n");
+	ksft_test_result(ok_ksmd, "ksmd merges a MADV_MERGEABLE copy with the pages MADV_UPM made\n");
+	ksft_test_result(ok_back, "ksmd stopped, settings restored, counters back after exit\n");
+	ksft_finished();
+}

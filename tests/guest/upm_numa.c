@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * MADV_UPM on a two-node guest: with KSM's merge_across_nodes=1 (the
+ * default) pages on different nodes merge; with merge_across_nodes=0 they
+ * merge only with pages on their own node, as ksmd would do.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "upm_util.h"
+
+#define NPAGES (8 * MIB / PG)
+#define MPOL_BIND_ 2
+
+enum { CMD_SETUP0 = 1, CMD_SETUP1, CMD_ADVISE, CMD_MEASURE };
+
+struct shared {
+	uint64_t seed;
+	uint64_t pfn[3][NPAGES];
+	int node[3][NPAGES];
+	long bad[3];
+};
+
+static struct shared *sh;
+static struct ksm_settings saved;
+static char *buf;
+
+static long helper(int idx, int cmd, void *arg)
+{
+	unsigned long mask;
+	void *pages[64];
+	size_t j, k, n;
+	(void)arg;
+
+	switch (cmd) {
+	case CMD_SETUP0:
+	case CMD_SETUP1:
+		mask = 1UL << (cmd == CMD_SETUP0 ? 0 : 1);
+		if (syscall(__NR_set_mempolicy, MPOL_BIND_, &mask, 3))
+			return -errno;
+		buf = map_anon(NPAGES * PG, 0);
+		if (!buf)
+			return -ENOMEM;
+		fill_pages(buf, NPAGES, sh->seed);
+		return 0;
+	case CMD_ADVISE:
+		return upm_call(buf, NPAGES * PG);
+	case CMD_MEASURE:
+		pfns_of(buf, NPAGES, sh->pfn[idx]);
+		for (j = 0; j < NPAGES; j += n) {
+			n = NPAGES - j < 64 ? NPAGES - j : 64;
+			for (k = 0; k < n; k++)
+				pages[k] = buf + (j + k) * PG;
+			if (syscall(__NR_move_pages, 0, n, pages, NULL,
+				    &sh->node[idx][j], 0))
+				return -errno;
+		}
+		sh->bad[idx] = count_bad_pages(buf, NPAGES, sh->seed);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Helpers 0 and 2 on node 0, helper 1 on node 1, same contents; advised
+ * in the order 0, 1, 2. d[i]: counters moved by helper i's call.
+ */
+static bool run3(struct worker *w, struct upm_stats *d, uint64_t seed)
+{
+	struct upm_stats a, b;
+	bool ok = true;
+	long r;
+	int i;
+
+	sh->seed = seed;
+	for (i = 0; i < 3; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		r = worker_call(&w[i], i == 1 ? CMD_SETUP1 : CMD_SETUP0);
+		if (r) {
+			ksft_print_msg("helper %d: setup failed: %s\n", i,
+				       strerror(-r));
+			ok = false;
+		}
+	}
+	for (i = 0; i < 3 && ok; i++) {
+		upm_stats_read(&a);
+		r = worker_call(&w[i], CMD_ADVISE);
+		upm_stats_read(&b);
+		upm_stats_delta(&a, &b, &d[i]);
+		upm_stats_print(i == 1 ? "node 1" : "node 0", &d[i]);
+		if (r) {
+			ksft_print_msg("helper %d: madvise(MADV_UPM): %s\n", i,
+				       strerror(r));
+			ok = false;
+		}
+	}
+	for (i = 0; i < 3 && ok; i++)
+		if (worker_call(&w[i], CMD_MEASURE)) {
+			ksft_print_msg("helper %d: move_pages failed\n", i);
+			ok = false;
+		}
+	return ok;
+}
+
+static bool stop3(struct worker *w, const struct ksm_stats *base)
+{
+	struct ksm_stats seen;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		worker_stop(&w[i]);
+	if (ksm_wait_back(base, 10000, &seen))
+		return true;
+	ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+		       seen.pages_shared, base->pages_shared,
+		       seen.pages_sharing, base->pages_sharing);
+	return false;
+}
+
+static size_t count(int x, int y, bool same)
+{
+	size_t j, n = 0;
+
+	for (j = 0; j < NPAGES; j++)
+		n += (sh->pfn[x][j] == sh->pfn[y][j]) == same;
+	return n;
+}
+
+static void test_across(void)
+{
+	struct worker w[3];
+	struct upm_stats d[3];
+	struct ksm_stats base;
+	bool ok;
+	int fail = 0;
+
+	ksm_stats_read(&base);
+	ok = run3(w, d, 0xa100);
+	if (ok) {
+		if (d[1].pages_merged != NPAGES || d[2].pages_merged != NPAGES) {
+			ksft_print_msg("expected pages_merged +%lu for the later callers, saw %+ld %+ld\n",
+				       NPAGES, (long)d[1].pages_merged,
+				       (long)d[2].pages_merged);
+			fail = 1;
+		}
+		if (count(0, 1, true) != NPAGES || count(0, 2, true) != NPAGES) {
+			ksft_print_msg("pages shared across nodes: %zu, on node 0: %zu of %lu\n",
+				       count(0, 1, true), count(0, 2, true),
+				       NPAGES);
+			fail = 1;
+		}
+		if (sh->bad[0] || sh->bad[1] || sh->bad[2]) {
+			ksft_print_msg("contents changed\n");
+			fail = 1;
+		}
+		ok = !fail;
+	}
+	ok &= stop3(w, &base);
+	ksft_test_result(ok, "merge_across_nodes=1: pages on both nodes merge\n");
+}
+
+static void test_per_node(void)
+{
+	struct worker w[3];
+	struct upm_stats d[3];
+	struct ksm_stats base;
+	size_t j, wrong_node = 0;
+	bool ok;
+	int fail = 0;
+
+	ksm_stats_read(&base);
+	if (write_str(KSM_SYSFS "merge_across_nodes", "0")) {
+		ksft_test_result_skip("merge_across_nodes=0: cannot set it (%s; pages_shared %ld)\n",
+				      strerror(errno), base.pages_shared);
+		return;
+	}
+	ok = run3(w, d, 0xa200);
+	if (ok) {
+		if (d[1].pages_new_ksm != NPAGES || d[1].pages_merged) {
+			ksft_print_msg("node 1 caller: expected new_ksm +%lu merged +0, saw %+ld %+ld\n",
+				       NPAGES, (long)d[1].pages_new_ksm,
+				       (long)d[1].pages_merged);
+			fail = 1;
+		}
+		if (d[2].pages_merged != NPAGES) {
+			ksft_print_msg("second node 0 caller: expected merged +%lu, saw %+ld\n",
+				       NPAGES, (long)d[2].pages_merged);
+			fail = 1;
+		}
+		if (count(0, 1, false) != NPAGES ||
+		    count(0, 2, true) != NPAGES) {
+			ksft_print_msg("node 0/1 pairs apart: %zu, node 0 pairs shared: %zu, of %lu\n",
+				       count(0, 1, false), count(0, 2, true),
+				       NPAGES);
+			fail = 1;
+		}
+		for (j = 0; j < NPAGES; j++)
+			wrong_node += sh->node[0][j] != 0 ||
+				      sh->node[1][j] != 1 ||
+				      sh->node[2][j] != 0;
+		if (wrong_node) {
+			ksft_print_msg("%zu pages on the wrong node (first: %d %d %d)\n",
+				       wrong_node, sh->node[0][0],
+				       sh->node[1][0], sh->node[2][0]);
+			fail = 1;
+		}
+		if (sh->bad[0] || sh->bad[1] || sh->bad[2]) {
+			ksft_print_msg("contents changed\n");
+			fail = 1;
+		}
+		ok = !fail;
+	}
+	ok &= stop3(w, &base);
+	if (write_str(KSM_SYSFS "merge_across_nodes", saved.merge_across_nodes)) {
+		ksft_print_msg("cannot restore merge_across_nodes: %s\n",
+			       strerror(errno));
+		ok = false;
+	}
+	ksft_test_result(ok, "merge_across_nodes=0: pages merge only with pages on their node\n");
+}
+
+static void restore(void)
+{
+	ksm_settings_restore(&saved);
+}
+
+int main(void)
+{
+	ksft_print_header();
+	ksft_set_plan(2);
+	if (geteuid())
+		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
+	if (access("/sys/devices/system/node/node1", F_OK))
+		ksft_exit_skip("needs two NUMA nodes\n");
+	if (!upm_present())
+		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	if (ksm_settings_save(&saved))
+		ksft_exit_fail_msg("cannot read KSM settings\n");
+	atexit(restore);
+	sh = shared_alloc(sizeof(*sh));
+	if (!sh)
+		ksft_exit_fail_msg("no memory for results\n");
+	test_across();
+	test_per_node();
+	ksft_finished();
+}

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pinned pages are never merged: a page registered as an io_uring fixed
+ * buffer, and a page spliced into a pipe by vmsplice() and not yet read,
+ * stay where they are (pages_skipped counts them) while the rest of the
+ * range merges; data written through the pin shows in the process's own
+ * mapping.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "upm_util.h"
+
+#define NPAGES 8
+#define PINNED 3		/* the page io_uring or the pipe holds */
+#define SKIP_RC 4242
+#define DATA_FILE "/tmp/upm_pin_data"
+
+enum { CMD_SETUP = 1, CMD_PIN_URING, CMD_PIN_SPLICE, CMD_ADVISE,
+       CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK };
+
+struct shared {
+	uint64_t seed;
+	uint64_t pfn[2][NPAGES], pfn_before[2][NPAGES];
+	long bad[2];
+};
+
+static struct shared *sh;
+static char *buf;
+
+/* ---- a minimal io_uring ---- */
+struct ring {
+	int fd;
+	unsigned int *sq_tail, *sq_mask, *sq_array;
+	unsigned int *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+};
+
+static struct ring ring = { .fd = -1 };
+
+static int ring_setup(struct ring *r)
+{
+	struct io_uring_params p;
+	size_t sqsz, cqsz;
+	char *sq, *cq;
+
+	memset(&p, 0, sizeof(p));
+	r->fd = syscall(__NR_io_uring_setup, 4, &p);
+	if (r->fd < 0)
+		return -errno;
+	sqsz = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
+	cqsz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (p.features & IORING_FEAT_SINGLE_MMAP && cqsz > sqsz)
+		sqsz = cqsz;
+	sq = mmap(NULL, sqsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		  r->fd, IORING_OFF_SQ_RING);
+	if (sq == MAP_FAILED)
+		return -errno;
+	cq = sq;
+	if (!(p.features & IORING_FEAT_SINGLE_MMAP)) {
+		cq = mmap(NULL, cqsz, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+		if (cq == MAP_FAILED)
+			return -errno;
+	}
+	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       r->fd, IORING_OFF_SQES);
+	if (r->sqes == MAP_FAILED)
+		return -errno;
+	r->sq_tail = (unsigned int *)(sq + p.sq_off.tail);
+	r->sq_mask = (unsigned int *)(sq + p.sq_off.ring_mask);
+	r->sq_array = (unsigned int *)(sq + p.sq_off.array);
+	r->cq_head = (unsigned int *)(cq + p.cq_off.head);
+	r->cq_tail = (unsigned int *)(cq + p.cq_off.tail);
+	r->cq_mask = (unsigned int *)(cq + p.cq_off.ring_mask);
+	r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	return 0;
+}
+
+/* One READ_FIXED of len bytes at file offset 0 into addr; returns res. */
+static int ring_read_fixed(struct ring *r, int fd, void *addr, unsigned int len)
+{
+	unsigned int tail = *r->sq_tail, idx = tail & *r->sq_mask, head;
+	struct io_uring_sqe *sqe = &r->sqes[idx];
+	int res;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_READ_FIXED;
+	sqe->fd = fd;
+	sqe->off = 0;
+	sqe->addr = (uintptr_t)addr;
+	sqe->len = len;
+	sqe->buf_index = 0;
+	r->sq_array[idx] = idx;
+	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS,
+		    NULL, 0) < 0)
+		return -errno;
+	head = *r->cq_head;
+	if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
+		return -EAGAIN;
+	res = r->cqes[head & *r->cq_mask].res;
+	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+static int pipefd[2] = { -1, -1 };
+
+static long helper(int idx, int cmd, void *arg)
+{
+	struct iovec iov = { 0 };
+	char data[PG], got[PG];
+	size_t j;
+	int fd, r;
+	(void)arg;
+
+	switch (cmd) {
+	case CMD_SETUP:
+		buf = map_anon(NPAGES * PG, -1);
+		if (!buf)
+			return -ENOMEM;
+		fill_pages(buf, NPAGES, sh->seed);
+		return 0;
+	case CMD_PIN_URING:
+		r = ring_setup(&ring);
+		if (r) {
+			ksft_print_msg("io_uring_setup: %s\n", strerror(-r));
+			return SKIP_RC;
+		}
+		iov.iov_base = buf + PINNED * PG;
+		iov.iov_len = PG;
+		if (syscall(__NR_io_uring_register, ring.fd,
+			    IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
+			ksft_print_msg("IORING_REGISTER_BUFFERS: %s\n",
+				       strerror(errno));
+			return SKIP_RC;
+		}
+		pfns_of(buf, NPAGES, sh->pfn_before[idx]);
+		return 0;
+	case CMD_PIN_SPLICE:
+		if (pipe(pipefd))
+			return -errno;
+		iov.iov_base = buf + PINNED * PG;
+		iov.iov_len = PG;
+		if (vmsplice(pipefd[1], &iov, 1, 0) != (ssize_t)PG) {
+			ksft_print_msg("vmsplice: %s\n", strerror(errno));
+			return SKIP_RC;
+		}
+		pfns_of(buf, NPAGES, sh->pfn_before[idx]);
+		return 0;
+	case CMD_ADVISE:
+		return upm_call(buf, NPAGES * PG);
+	case CMD_MEASURE:
+		pfns_of(buf, NPAGES, sh->pfn[idx]);
+		sh->bad[idx] = count_bad_pages(buf, NPAGES, sh->seed);
+		return 0;
+	case CMD_URING_READ:
+		/* data lands in the fixed buffer through the pin */
+		fill_page(data, 0x7700, 0);
+		fd = open(DATA_FILE, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, data, PG) != (ssize_t)PG)
+			return -EIO;
+		r = ring_read_fixed(&ring, fd, buf + PINNED * PG, PG);
+		close(fd);
+		unlink(DATA_FILE);
+		if (r != (int)PG) {
+			ksft_print_msg("READ_FIXED returned %d\n", r);
+			return 1;
+		}
+		if (memcmp(buf + PINNED * PG, data, PG)) {
+			ksft_print_msg("data read through the fixed buffer is not in the page\n");
+			return 2;
+		}
+		for (j = 0; j < NPAGES; j++)
+			if (j != PINNED && !page_matches(buf + j * PG, sh->seed,
+							 j))
+				return 3;
+		return 0;
+	case CMD_SPLICE_CHECK:
+		/* the pipe still holds this very page: it sees the write */
+		buf[PINNED * PG + 100] ^= 0x5a;
+		memcpy(data, buf + PINNED * PG, PG);
+		if (read(pipefd[0], got, PG) != (ssize_t)PG)
+			return -EIO;
+		if (memcmp(got, data, PG)) {
+			ksft_print_msg("the pipe holds another page than the mapping\n");
+			return 1;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void test_pin(const char *name, int pin_cmd, int check_cmd,
+		     uint64_t seed)
+{
+	struct worker w[2];
+	struct upm_stats a, b, d;
+	struct ksm_stats base, seen;
+	bool ok = true, skip = false;
+	size_t j;
+	long r;
+	int i;
+
+	ksm_stats_read(&base);
+	sh->seed = seed;
+	for (i = 0; i < 2; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		if (worker_call(&w[i], CMD_SETUP))
+			ok = false;
+	}
+	/* helper 1 makes the KSM pages, helper 0 holds a pin and advises */
+	upm_stats_read(&a);
+	r = worker_call(&w[1], CMD_ADVISE);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("first caller (no pin)", &d);
+	if (d.pages_new_ksm != NPAGES) {
+		ksft_print_msg("%s: first caller: expected pages_new_ksm +%d, saw %+ld\n",
+			       name, NPAGES, (long)d.pages_new_ksm);
+		ok = false;
+	}
+	if (r) {
+		ksft_print_msg("%s: first caller: madvise(MADV_UPM) failed: %s\n",
+			       name, strerror(r));
+		ok = false;
+	}
+	r = worker_call(&w[0], pin_cmd);
+	if (r == SKIP_RC) {
+		skip = true;
+		goto out;
+	}
+	if (r)
+		ok = false;
+	upm_stats_read(&a);
+	r = worker_call(&w[0], CMD_ADVISE);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print(name, &d);
+	if (r) {
+		ksft_print_msg("%s: madvise(MADV_UPM) failed: %s\n", name,
+			       strerror(r));
+		ok = false;
+	}
+	if (d.pages_skipped != 1 || d.pages_merged != NPAGES - 1) {
+		ksft_print_msg("%s: expected pages_skipped +1 and pages_merged +%d, saw %+ld %+ld\n",
+			       name, NPAGES - 1, (long)d.pages_skipped,
+			       (long)d.pages_merged);
+		ok = false;
+	}
+	ok &= upm_stats_balanced(&d, name);
+	worker_call(&w[0], CMD_MEASURE);
+	worker_call(&w[1], CMD_MEASURE);
+	for (j = 0; j < NPAGES; j++) {
+		bool good = j == PINNED ?
+			sh->pfn[0][j] == sh->pfn_before[0][j] &&
+			sh->pfn[0][j] != sh->pfn[1][j] :
+			sh->pfn[0][j] == sh->pfn[1][j];
+
+		if (!good) {
+			ksft_print_msg("%s: page %zu%s: pfn %#lx (before %#lx), other process %#lx\n",
+				       name, j, j == PINNED ? " (pinned)" : "",
+				       (long)sh->pfn[0][j],
+				       (long)sh->pfn_before[0][j],
+				       (long)sh->pfn[1][j]);
+			ok = false;
+		}
+	}
+	if (sh->bad[0] || sh->bad[1]) {
+		ksft_print_msg("%s: contents changed (%ld, %ld pages)\n", name,
+			       sh->bad[0], sh->bad[1]);
+		ok = false;
+	}
+	r = worker_call(&w[0], check_cmd);
+	if (r) {
+		ksft_print_msg("%s: I/O through the pin check failed (%ld)\n",
+			       name, r);
+		ok = false;
+	}
+	worker_call(&w[1], CMD_MEASURE);
+	if (sh->bad[1]) {
+		ksft_print_msg("%s: the other process's pages changed\n", name);
+		ok = false;
+	}
+out:
+	worker_stop(&w[0]);
+	worker_stop(&w[1]);
+	if (!ksm_wait_back(&base, 10000, &seen)) {
+		ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+			       name, seen.pages_shared, base.pages_shared,
+			       seen.pages_sharing, base.pages_sharing);
+		ok = false;
+	}
+	if (skip)
+		ksft_test_result_skip("%s: not available\n", name);
+	else
+		ksft_test_result(ok, "%s: pinned page not merged (skipped, same frame), the rest merged, data through the pin intact\n",
+				 name);
+}
+
+int main(void)
+{
+	ksft_print_header();
+	ksft_set_plan(2);
+	if (geteuid())
+		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
+	if (!upm_present())
+		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	sh = shared_alloc(sizeof(*sh));
+	if (!sh)
+		ksft_exit_fail_msg("no memory for results\n");
+	test_pin("io_uring fixed buffer", CMD_PIN_URING, CMD_URING_READ,
+		 0x7000);
+	test_pin("vmsplice", CMD_PIN_SPLICE, CMD_SPLICE_CHECK, 0x7100);
+	ksft_finished();
+}

@@ -1,0 +1,736 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers shared by the UPM guest tests (see upm_util.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "upm_util.h"
+
+void upm_msg(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	printf("# ");
+	va_start(ap, fmt);
+	errno = saved;
+	vprintf(fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+}
+
+/* ---- files ---- */
+
+int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return 0;
+}
+
+int read_ulong(const char *path, unsigned long *val)
+{
+	char buf[64], *end;
+
+	if (read_str(path, buf, sizeof(buf)))
+		return -1;
+	errno = 0;
+	*val = strtoul(buf, &end, 10);
+	if (errno || end == buf)
+		return -1;
+	return 0;
+}
+
+int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+long file_field(const char *path, const char *key)
+{
+	char line[512];
+	size_t klen = strlen(key);
+	FILE *f = fopen(path, "r");
+	long val = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line + klen;
+
+		if (strncmp(line, key, klen))
+			continue;
+		if (*p == ':')
+			p++;
+		if (*p != ' ' && *p != '\t')
+			continue;
+		val = strtol(p, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return val;
+}
+
+/* ---- counters ---- */
+
+static const char *const upm_names[] = {
+	"calls", "pages_scanned", "pages_merged", "pages_new_ksm",
+	"pages_already_merged", "pages_skipped", "pages_zero", "time_ns",
+	"index_entries",
+};
+
+static unsigned long *upm_field(struct upm_stats *s, int i)
+{
+	unsigned long *f[] = {
+		&s->calls, &s->pages_scanned, &s->pages_merged,
+		&s->pages_new_ksm, &s->pages_already_merged, &s->pages_skipped,
+		&s->pages_zero, &s->time_ns, &s->index_entries,
+	};
+	return f[i];
+}
+
+#define N_UPM_FIELDS ((int)(sizeof(upm_names) / sizeof(upm_names[0])))
+
+int upm_stats_read(struct upm_stats *s)
+{
+	char path[128];
+	int i, ret = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < N_UPM_FIELDS; i++) {
+		snprintf(path, sizeof(path), UPM_SYSFS "%s", upm_names[i]);
+		if (read_ulong(path, upm_field(s, i)))
+			ret = -1;
+	}
+	return ret;
+}
+
+bool upm_present(void)
+{
+	return access(UPM_SYSFS "pages_scanned", R_OK) == 0;
+}
+
+void upm_stats_delta(const struct upm_stats *a, const struct upm_stats *b,
+		     struct upm_stats *d)
+{
+	int i;
+
+	for (i = 0; i < N_UPM_FIELDS; i++)
+		*upm_field(d, i) = *upm_field((struct upm_stats *)b, i) -
+				   *upm_field((struct upm_stats *)a, i);
+}
+
+void upm_stats_print(const char *label, const struct upm_stats *d)
+{
+	upm_msg("%s: calls %ld scanned %ld merged %ld new_ksm %ld already %ld skipped %ld zero %ld time_ns %ld index_entries %ld\n",
+		label, (long)d->calls, (long)d->pages_scanned,
+		(long)d->pages_merged, (long)d->pages_new_ksm,
+		(long)d->pages_already_merged, (long)d->pages_skipped,
+		(long)d->pages_zero, (long)d->time_ns,
+		(long)d->index_entries);
+}
+
+bool upm_stats_balanced(const struct upm_stats *d, const char *label)
+{
+	unsigned long sum = d->pages_merged + d->pages_new_ksm +
+			    d->pages_already_merged + d->pages_skipped;
+
+	if (sum == d->pages_scanned)
+		return true;
+	upm_msg("%s: counters do not add up: scanned %ld != merged+new_ksm+already+skipped = %ld\n",
+		label, (long)d->pages_scanned, (long)sum);
+	return false;
+}
+
+int ksm_stats_read(struct ksm_stats *k)
+{
+	unsigned long v[6];
+	static const char *const names[] = {
+		"pages_shared", "pages_sharing", "pages_unshared",
+		"pages_volatile", "ksm_zero_pages", "full_scans",
+	};
+	char path[128];
+	int i, ret = 0;
+
+	for (i = 0; i < 6; i++) {
+		snprintf(path, sizeof(path), KSM_SYSFS "%s", names[i]);
+		v[i] = 0;
+		if (read_ulong(path, &v[i]))
+			ret = -1;
+	}
+	k->pages_shared = v[0];
+	k->pages_sharing = v[1];
+	k->pages_unshared = v[2];
+	k->pages_volatile = v[3];
+	k->ksm_zero_pages = v[4];
+	k->full_scans = v[5];
+	return ret;
+}
+
+bool ksm_wait_back(const struct ksm_stats *base, int timeout_ms,
+		   struct ksm_stats *seen)
+{
+	double end = now_sec() + timeout_ms / 1000.0;
+	struct ksm_stats k;
+
+	for (;;) {
+		ksm_stats_read(&k);
+		if (seen)
+			*seen = k;
+		if (k.pages_shared == base->pages_shared &&
+		    k.pages_sharing == base->pages_sharing &&
+		    k.ksm_zero_pages == base->ksm_zero_pages)
+			return true;
+		if (now_sec() > end)
+			return false;
+		msleep(20);
+	}
+}
+
+static const char *const ksm_setting_names[] = {
+	"run", "pages_to_scan", "sleep_millisecs", "use_zero_pages",
+	"merge_across_nodes", "max_page_sharing",
+};
+
+static char *ksm_setting(struct ksm_settings *s, int i)
+{
+	char *f[] = {
+		s->run, s->pages_to_scan, s->sleep_millisecs,
+		s->use_zero_pages, s->merge_across_nodes, s->max_page_sharing,
+	};
+	return f[i];
+}
+
+int ksm_settings_save(struct ksm_settings *s)
+{
+	char path[128];
+	int i, ret = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < 6; i++) {
+		snprintf(path, sizeof(path), KSM_SYSFS "%s",
+			 ksm_setting_names[i]);
+		if (read_str(path, ksm_setting(s, i), 32))
+			ret = -1;
+	}
+	s->saved = ret == 0;
+	return ret;
+}
+
+int ksm_settings_restore(const struct ksm_settings *s)
+{
+	char path[128], cur[32];
+	int i, ret = 0;
+
+	if (!s->saved)
+		return -1;
+	/* stop ksmd first, then put back the knobs, then run */
+	if (write_str(KSM_SYSFS "run", "0"))
+		ret = -1;
+	for (i = 1; i < 6; i++) {
+		const char *want = ksm_setting((struct ksm_settings *)s, i);
+
+		snprintf(path, sizeof(path), KSM_SYSFS "%s",
+			 ksm_setting_names[i]);
+		if (read_str(path, cur, sizeof(cur)) == 0 && !strcmp(cur, want))
+			continue;
+		if (write_str(path, want)) {
+			upm_msg("could not restore %s to %s\n", path, want);
+			ret = -1;
+		}
+	}
+	if (strcmp(s->run, "0") && write_str(KSM_SYSFS "run", s->run))
+		ret = -1;
+	return ret;
+}
+
+/* ---- pages ---- */
+
+int upm_call(void *addr, size_t len)
+{
+	int err;
+
+	if (madvise(addr, len, MADV_UPM) == 0)
+		return 0;
+	err = errno;
+	if (err == EINVAL && !upm_present())
+		upm_msg("madvise(MADV_UPM) = EINVAL and no %s: this kernel has no UPM\n",
+			UPM_SYSFS);
+	return err;
+}
+
+int pfns_of(const void *addr, size_t npages, uint64_t *out)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	size_t done = 0;
+
+	if (fd < 0)
+		return -1;
+	while (done < npages) {
+		size_t chunk = npages - done;
+		off_t off = ((uintptr_t)addr / PG + done) * sizeof(uint64_t);
+		ssize_t n;
+		size_t i;
+
+		if (chunk > 4096)
+			chunk = 4096;
+		n = pread(fd, out + done, chunk * sizeof(uint64_t), off);
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		chunk = n / sizeof(uint64_t);
+		for (i = done; i < done + chunk; i++)
+			out[i] = (out[i] & (1ULL << 63)) ?
+				 out[i] & ((1ULL << 55) - 1) : 0;
+		done += chunk;
+	}
+	close(fd);
+	return 0;
+}
+
+uint64_t pfn_of(const void *addr)
+{
+	uint64_t pfn = 0;
+
+	if (pfns_of(addr, 1, &pfn))
+		return 0;
+	return pfn;
+}
+
+uint64_t kpageflags(uint64_t pfn)
+{
+	static int fd = -1;
+	uint64_t flags = 0;
+
+	if (fd < 0)
+		fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) !=
+	    sizeof(flags))
+		flags = 0;
+	return flags;
+}
+
+/*
+ * Some 6.12 kernels report KPF_KSM for every anonymous page (the flag is
+ * tested with "mapping & PAGE_MAPPING_KSM"); then the flag tells nothing.
+ */
+bool kpf_ksm_reliable(void)
+{
+	static int state = -1;
+
+	if (state < 0) {
+		volatile char *p = map_anon(PG, -1);
+
+		state = 0;
+		if (p) {
+			p[0] = 1;
+			state = !(kpageflags(pfn_of((const void *)p)) &
+				  (1ULL << 21));
+			unmap_anon((void *)p, PG);
+		}
+		if (!state)
+			upm_msg("/proc/kpageflags marks plain anonymous pages KSM: not checking KPF_KSM\n");
+	}
+	return state;
+}
+
+bool pfn_is_ksm(uint64_t pfn)
+{
+	if (!pfn)
+		return false;
+	if (!kpf_ksm_reliable())
+		return true;
+	return kpageflags(pfn) & (1ULL << 21);
+}
+
+long kpagecount(uint64_t pfn)
+{
+	static int fd = -1;
+	uint64_t cnt = 0;
+
+	if (fd < 0)
+		fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &cnt, sizeof(cnt), pfn * sizeof(cnt)) != sizeof(cnt))
+		return -1;
+	return (long)cnt;
+}
+
+uint64_t zero_page_pfn(void)
+{
+	volatile char *p = map_anon(PG, -1);
+	uint64_t pfn;
+
+	if (!p)
+		return 0;
+	(void)p[0];
+	pfn = pfn_of((const void *)p);
+	unmap_anon((void *)p, PG);
+	return pfn;
+}
+
+void *map_anon(size_t len, int thp)
+{
+	size_t extra = thp > 0 ? 2 * MIB : 0;
+	char *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = p;
+	if (extra) {
+		a = (char *)(((uintptr_t)p + 2 * MIB - 1) & ~(2 * MIB - 1));
+		if (a > p)
+			munmap(p, a - p);
+		if (a + len < p + len + extra)
+			munmap(a + len, p + len + extra - (a + len));
+	}
+	if (thp > 0)
+		madvise(a, len, MADV_HUGEPAGE);
+	else if (thp < 0)
+		madvise(a, len, MADV_NOHUGEPAGE);
+	return a;
+}
+
+void unmap_anon(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
+void *shared_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+void fill_page(void *page, uint64_t seed, uint64_t idx)
+{
+	uint64_t *w = page, x = mix64(seed * 0x100000001b3ULL ^ mix64(idx));
+	size_t i;
+
+	for (i = 0; i < PG / 8; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		w[i] = x;
+	}
+}
+
+bool page_matches(const void *page, uint64_t seed, uint64_t idx)
+{
+	uint64_t want[PG / 8];
+
+	fill_page(want, seed, idx);
+	return memcmp(page, want, PG) == 0;
+}
+
+void fill_pages(void *p, size_t npages, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < npages; i++)
+		fill_page((char *)p + i * PG, seed, i);
+}
+
+size_t count_bad_pages(const void *p, size_t npages, uint64_t seed)
+{
+	size_t i, bad = 0;
+
+	for (i = 0; i < npages; i++)
+		if (!page_matches((const char *)p + i * PG, seed, i))
+			bad++;
+	return bad;
+}
+
+uint64_t checksum(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < len / 8; i++)
+		h = (h ^ w[i]) * 0x100000001b3ULL + (h >> 29);
+	return h;
+}
+
+bool page_is_zero(const void *p)
+{
+	const uint64_t *w = p;
+	size_t i;
+
+	for (i = 0; i < PG / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* ---- smaps ---- */
+
+int vma_info(const void *addr, struct vma_info *vi)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	bool in = false, found = false;
+	unsigned long a = (uintptr_t)addr;
+
+	memset(vi, 0, sizeof(*vi));
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		char c = line[0];
+
+		if (((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) &&
+		    sscanf(line, "%lx-%lx ", &s, &e) == 2) {
+			if (in)
+				break;
+			in = s <= a && a < e;
+			if (in) {
+				vi->start = s;
+				vi->end = e;
+				found = true;
+			}
+			continue;
+		}
+		if (!in)
+			continue;
+		if (!strncmp(line, "Rss:", 4))
+			vi->rss_kb = strtol(line + 4, NULL, 10);
+		else if (!strncmp(line, "Pss:", 4))
+			vi->pss_kb = strtol(line + 4, NULL, 10);
+		else if (!strncmp(line, "AnonHugePages:", 14))
+			vi->anon_huge_kb = strtol(line + 14, NULL, 10);
+		else if (!strncmp(line, "VmFlags:", 8)) {
+			size_t n = strcspn(line + 8, "\n");
+
+			if (n >= sizeof(vi->flags))
+				n = sizeof(vi->flags) - 1;
+			memcpy(vi->flags, line + 8, n);
+			vi->flags[n] = 0;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+bool vma_mergeable(const void *addr)
+{
+	struct vma_info vi;
+
+	if (vma_info(addr, &vi))
+		return false;
+	return strstr(vi.flags, " mg") != NULL;
+}
+
+long pss_kb(void)
+{
+	return file_field("/proc/self/smaps_rollup", "Pss");
+}
+
+/* ---- helper processes ---- */
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int worker_start(struct worker *w, int idx, worker_fn fn, void *arg)
+{
+	int cmd[2], res[2];
+	pid_t parent = getpid();
+
+	if (pipe(cmd))
+		return -1;
+	if (pipe(res)) {
+		close(cmd[0]);
+		close(cmd[1]);
+		return -1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	w->idx = idx;
+	w->pid = fork();
+	if (w->pid < 0)
+		return -1;
+	if (w->pid == 0) {
+		int c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		close(cmd[1]);
+		close(res[0]);
+		while (read_full(cmd[0], &c, sizeof(c)) == 0 && c != 0) {
+			long r = fn(idx, c, arg);
+
+			fflush(stdout);
+			if (write_full(res[1], &r, sizeof(r)))
+				break;
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	close(cmd[0]);
+	close(res[1]);
+	w->cmd_fd = cmd[1];
+	w->res_fd = res[0];
+	return 0;
+}
+
+int worker_send(struct worker *w, int cmd)
+{
+	return write_full(w->cmd_fd, &cmd, sizeof(cmd));
+}
+
+long worker_result(struct worker *w)
+{
+	long r;
+
+	if (read_full(w->res_fd, &r, sizeof(r))) {
+		upm_msg("helper %d (pid %d) died\n", w->idx, (int)w->pid);
+		return WORKER_DEAD;
+	}
+	return r;
+}
+
+long worker_call(struct worker *w, int cmd)
+{
+	if (worker_send(w, cmd)) {
+		upm_msg("helper %d (pid %d) is gone\n", w->idx, (int)w->pid);
+		return WORKER_DEAD;
+	}
+	return worker_result(w);
+}
+
+int worker_stop(struct worker *w)
+{
+	int status = 0;
+
+	if (w->pid <= 0)
+		return 0;
+	worker_send(w, 0);
+	close(w->cmd_fd);
+	close(w->res_fd);
+	if (waitpid(w->pid, &status, 0) < 0)
+		status = -1;
+	w->pid = 0;
+	return status;
+}
+
+int run_child(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int r;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		r = fn(arg);
+		fflush(stdout);
+		_exit(r & 0xff);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		upm_msg("child killed by signal %d\n", WTERMSIG(status));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void msleep(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the UPM guest tests: counters, page-frame numbers,
+ * smaps, deterministic page contents, helper processes driven over pipes,
+ * and saving/restoring KSM's sysfs settings.
+ */
+#ifndef UPM_UTIL_H
+#define UPM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "upm.h"
+
+#define PG 4096UL
+#define MIB (1024UL * 1024UL)
+
+#define UPM_SYSFS "/sys/kernel/mm/upm/"
+#define KSM_SYSFS "/sys/kernel/mm/ksm/"
+
+/* Diagnostics in TAP comment form ("# ..."), usable from helper processes. */
+void upm_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- files ---- */
+int read_ulong(const char *path, unsigned long *val);
+int read_str(const char *path, char *buf, size_t len);
+int write_str(const char *path, const char *val);
+/* "key value" or "Key:   value kB" line of a file; -1 when absent. */
+long file_field(const char *path, const char *key);
+
+/* ---- UPM and KSM counters ---- */
+struct upm_stats {
+	unsigned long calls, pages_scanned, pages_merged, pages_new_ksm,
+		      pages_already_merged, pages_skipped, pages_zero, time_ns,
+		      index_entries;
+};
+/* 0 on success, -1 when /sys/kernel/mm/upm/ is missing or unreadable. */
+int upm_stats_read(struct upm_stats *s);
+/* d = b - a (as signed longs stored in unsigned fields) */
+void upm_stats_delta(const struct upm_stats *a, const struct upm_stats *b,
+		     struct upm_stats *d);
+void upm_stats_print(const char *label, const struct upm_stats *d);
+/* Checks scanned == merged + new_ksm + already_merged + skipped. */
+bool upm_stats_balanced(const struct upm_stats *d, const char *label);
+bool upm_present(void);
+
+struct ksm_stats {
+	long pages_shared, pages_sharing, pages_unshared, pages_volatile,
+	     ksm_zero_pages, full_scans;
+};
+int ksm_stats_read(struct ksm_stats *k);
+/*
+ * Poll until pages_shared and pages_sharing are back at base (and
+ * ksm_zero_pages too); returns true on success within timeout_ms.
+ */
+bool ksm_wait_back(const struct ksm_stats *base, int timeout_ms,
+		   struct ksm_stats *seen);
+
+/* KSM sysfs settings that tests change; restored by ksm_settings_restore. */
+struct ksm_settings {
+	char run[32], pages_to_scan[32], sleep_millisecs[32],
+	     use_zero_pages[32], merge_across_nodes[32], max_page_sharing[32];
+	bool saved;
+};
+int ksm_settings_save(struct ksm_settings *s);
+int ksm_settings_restore(const struct ksm_settings *s);
+
+/* ---- pages ---- */
+/* madvise(addr, len, MADV_UPM); returns 0 or errno. Says why on EINVAL. */
+int upm_call(void *addr, size_t len);
+uint64_t pfn_of(const void *addr);
+/* PFNs of npages consecutive pages (0 when not present); 0 or -1. */
+int pfns_of(const void *addr, size_t npages, uint64_t *out);
+/* /proc/kpageflags word of a PFN, 0 on failure */
+uint64_t kpageflags(uint64_t pfn);
+/* KPF_KSM of a PFN (true when the flag is unreliable on this kernel) */
+bool pfn_is_ksm(uint64_t pfn);
+bool kpf_ksm_reliable(void);
+/* /proc/kpagecount: how many times the frame is mapped; -1 on failure */
+long kpagecount(uint64_t pfn);
+uint64_t zero_page_pfn(void);
+
+/* mmap private anonymous memory: thp < 0 NOHUGEPAGE, 0 default,
+ * > 0 2 MiB aligned and MADV_HUGEPAGE. NULL on failure. */
+void *map_anon(size_t len, int thp);
+void unmap_anon(void *p, size_t len);
+/* shared (MAP_SHARED|MAP_ANONYMOUS) scratch memory for results */
+void *shared_alloc(size_t len);
+
+/* Deterministic page contents: a pseudo-random page for (seed, idx). */
+void fill_page(void *page, uint64_t seed, uint64_t idx);
+bool page_matches(const void *page, uint64_t seed, uint64_t idx);
+void fill_pages(void *p, size_t npages, uint64_t seed);
+/* number of pages that do not match fill_pages(p, npages, seed) */
+size_t count_bad_pages(const void *p, size_t npages, uint64_t seed);
+uint64_t checksum(const void *p, size_t len);
+bool page_is_zero(const void *p);
+
+/* ---- smaps ---- */
+struct vma_info {
+	unsigned long start, end;
+	long rss_kb, pss_kb, anon_huge_kb;
+	char flags[256];
+};
+/* Fills vi for the VMA containing addr from /proc/self/smaps; 0 or -1. */
+int vma_info(const void *addr, struct vma_info *vi);
+bool vma_mergeable(const void *addr);
+long pss_kb(void);	/* /proc/self/smaps_rollup Pss */
+
+/* ---- helper processes ---- */
+/* A helper runs fn(idx, cmd, arg) for each command it is sent; command 0
+ * makes it exit. The value fn returns is sent back. */
+typedef long (*worker_fn)(int idx, int cmd, void *arg);
+struct worker {
+	pid_t pid;
+	int cmd_fd, res_fd;
+	int idx;
+};
+#define WORKER_DEAD (-999999L)
+int worker_start(struct worker *w, int idx, worker_fn fn, void *arg);
+/* Sends cmd and waits for the answer; WORKER_DEAD when the helper died. */
+long worker_call(struct worker *w, int cmd);
+/* Sends cmd without waiting; collect with worker_result. */
+int worker_send(struct worker *w, int cmd);
+long worker_result(struct worker *w);
+/* Stops the helper; returns its wait status. */
+int worker_stop(struct worker *w);
+
+/* Runs fn(arg) in a child process; returns its exit status (fn's return
+ * value), or -1 when it did not exit normally. */
+int run_child(int (*fn)(void *), void *arg);
+
+double now_sec(void);
+void msleep(long ms);
+
+#endif /* UPM_UTIL_H */
