@@ -14,12 +14,14 @@
  */
 
 #include <linux/highmem.h>
+#include <linux/list.h>
 #include <linux/kobject.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/rhashtable.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
+#include <linux/workqueue.h>
 #include <linux/xxhash.h>
 
 #include "upm.h"
@@ -39,6 +41,17 @@ static const struct rhashtable_params upm_index_params = {
 static struct rhltable upm_index;
 static bool upm_index_ready;
 static u64 upm_zero_hash;
+
+/*
+ * The pages of an exited process stay KSM pages, and in the index, until
+ * KSM finds them freed. Pruning walks this list of all entries, a batch at
+ * a time, moving the live ones to the tail.
+ */
+static LIST_HEAD(upm_index_list);
+static unsigned long upm_prune_left;	/* entries left in this pass */
+#define UPM_PRUNE_BATCH		4096
+static void upm_prune_workfn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(upm_prune_work, upm_prune_workfn);
 
 /* Totals over all calls, for /sys/kernel/mm/upm/. */
 static atomic_long_t upm_calls;
@@ -110,6 +123,7 @@ void upm_index_add(struct upm_index_entry *entry, const struct upm_key *key)
 	if (rhltable_insert(&upm_index, &entry->node, upm_index_params))
 		return;
 	entry->indexed = true;
+	list_add_tail(&entry->list, &upm_index_list);
 	atomic_long_inc(&upm_index_entries);
 }
 
@@ -125,6 +139,7 @@ void upm_index_del(struct upm_index_entry *entry)
 		return;
 	WARN_ON_ONCE(rhltable_remove(&upm_index, &entry->node,
 				     upm_index_params));
+	list_del(&entry->list);
 	entry->indexed = false;
 	atomic_long_dec(&upm_index_entries);
 }
@@ -158,6 +173,58 @@ int upm_index_lookup(const struct upm_key *key,
 	}
 	rcu_read_unlock();
 	return n;
+}
+
+/**
+ * upm_index_prune - drop the index entries of KSM pages that are gone
+ * @alive: tells whether an entry's page is still a KSM page; if not, it
+ *         frees the page's stable node, which takes the entry out
+ * @budget: how many entries to check at most
+ *
+ * Called with ksm_thread_mutex held. A pass checks every entry that was
+ * in the index when it started; it may take several calls.
+ *
+ * Return: true if the pass is not finished.
+ */
+bool upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
+		     unsigned long budget)
+{
+	struct upm_index_entry *entry;
+
+	if (!upm_prune_left)
+		upm_prune_left = atomic_long_read(&upm_index_entries);
+	while (upm_prune_left && budget--) {
+		entry = list_first_entry_or_null(&upm_index_list,
+						 struct upm_index_entry, list);
+		if (!entry) {
+			upm_prune_left = 0;
+			break;
+		}
+		upm_prune_left--;
+		if (alive(entry))
+			list_move_tail(&entry->list, &upm_index_list);
+		cond_resched();
+	}
+	return upm_prune_left;
+}
+
+static void upm_prune_workfn(struct work_struct *work)
+{
+	if (ksm_upm_prune(UPM_PRUNE_BATCH))
+		queue_delayed_work(system_unbound_wq, &upm_prune_work, 1);
+}
+
+/**
+ * upm_schedule_prune - prune the index soon, after a process with KSM
+ * pages exited
+ *
+ * The exiting process unmaps its pages only after KSM let it go: wait a
+ * second for that before checking which pages are gone.
+ */
+void upm_schedule_prune(void)
+{
+	if (atomic_long_read(&upm_index_entries))
+		queue_delayed_work(system_unbound_wq, &upm_prune_work, HZ);
 }
 
 /**

@@ -28,11 +28,13 @@ struct upm_key {
 /**
  * struct upm_index_entry - a KSM page's place in the content index
  * @node: link in the index; pages with equal keys share a list
+ * @list: link in the list of all entries, which pruning walks
  * @key: the key the page is filed under
  * @indexed: whether @node is linked into the index
  */
 struct upm_index_entry {
 	struct rhlist_head node;
+	struct list_head list;
 	struct upm_key key;
 	bool indexed;
 };
@@ -66,15 +68,23 @@ void upm_index_add(struct upm_index_entry *entry, const struct upm_key *key);
 void upm_index_del(struct upm_index_entry *entry);
 int upm_index_lookup(const struct upm_key *key,
 		     struct upm_index_entry **found, int max);
+bool upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
+		     unsigned long budget);
+void upm_schedule_prune(void);
 
 /* In mm/ksm.c */
 int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
 		  unsigned long end, struct upm_counts *counts);
+bool ksm_upm_prune(unsigned long budget);
 #else
 static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
 				  unsigned long end)
 {
 	return -EINVAL;
+}
+
+static inline void upm_schedule_prune(void)
+{
 }
 #endif
 
