@@ -6,8 +6,8 @@ summary that `make test` ends with.
 
   upmtest.py scan CONSOLE_LOG
   upmtest.py host-tests                      (TAP on stdout)
-  upmtest.py summary [--tap PREFIX=FILE]... [--guest FILE] [--console LOG]
-                     [--guest-status N]
+  upmtest.py summary [--tap PREFIX=FILE]...
+                     [--run KERNEL GUEST_OUTPUT VM_STATUS CONSOLE_LOG]...
 """
 import argparse
 import re
@@ -132,6 +132,28 @@ def _program_cases(prog, rc):
     return cases
 
 
+def guest_run_cases(kernel, output, status, console):
+    """Cases of one guest suite run: the programs' own, whether the suite
+    ran to completion, and whether the console stayed clean."""
+    tag = "guest" if kernel == "default" else f"guest[{kernel}]"
+    text = output.read_text(errors="replace") if output.exists() else ""
+    cases = [(s, f"{tag}/{n}", d) for s, n, d in parse_guest(text)]
+    if status:
+        why = {124: "timed out", 125: "crashed"}.get(status, f"exit status {status}")
+        cases.append(("FAIL", f"{tag}: suite ran to completion", why))
+    else:
+        cases.append(("PASS", f"{tag}: suite ran to completion", ""))
+    found = (scan_console(console.read_text(errors="replace"))
+             if console.exists() else [("missing", str(console))])
+    for kind, line in found:
+        print(f"# {tag} console: {kind}: {line}")
+    cases.append(("FAIL" if found else "PASS",
+                  f"{tag} console: no oops, BUG, WARNING, KASAN, UBSAN, "
+                  "lockdep, RCU-stall or hung-task report",
+                  f"{len(found)} report line(s) in {console}" if found else ""))
+    return cases
+
+
 def summarize(cases):
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     for status, name, detail in cases:
@@ -191,9 +213,10 @@ def main():
     sub.add_parser("host-tests")
     s = sub.add_parser("summary")
     s.add_argument("--tap", action="append", default=[], metavar="PREFIX=FILE")
-    s.add_argument("--guest")
-    s.add_argument("--guest-status", type=int)
-    s.add_argument("--console")
+    s.add_argument("--run", action="append", nargs=4, default=[],
+                   metavar=("KERNEL", "OUTPUT", "STATUS", "CONSOLE"),
+                   help="one guest suite run: kernel build name, its output, "
+                   "scripts/vm's exit status and the console log")
     args = ap.parse_args()
 
     if args.cmd == "scan":
@@ -212,26 +235,8 @@ def main():
             cases += parse_tap(p.read_text(errors="replace").splitlines(), prefix)
         else:
             cases.append(("FAIL", prefix.rstrip("/: "), f"{path} missing"))
-    if args.guest:
-        p = Path(args.guest)
-        text = p.read_text(errors="replace") if p.exists() else ""
-        cases += [(s, "guest/" + n, d) for s, n, d in parse_guest(text)]
-        if args.guest_status not in (None, 0):
-            why = {124: "timed out", 125: "crashed"}.get(args.guest_status,
-                                                         f"exit status {args.guest_status}")
-            cases.append(("FAIL", "guest: suite ran to completion", why))
-        else:
-            cases.append(("PASS", "guest: suite ran to completion", ""))
-    if args.console:
-        p = Path(args.console)
-        found = scan_console(p.read_text(errors="replace")) if p.exists() else [
-            ("missing", args.console)]
-        for kind, line in found:
-            print(f"# console: {kind}: {line}")
-        cases.append(("FAIL" if found else "PASS",
-                      "console: no oops, BUG, WARNING, KASAN, UBSAN, lockdep, "
-                      "RCU-stall or hung-task report",
-                      f"{len(found)} report line(s) in {args.console}" if found else ""))
+    for kernel, output, status, console in args.run:
+        cases += guest_run_cases(kernel, Path(output), int(status), Path(console))
     return 1 if summarize(cases) else 0
 
 
