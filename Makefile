@@ -3,10 +3,14 @@
 #   make test     build everything needed, boot the guest, run all tests
 #   make kernel   the patched kernel (KCONFIG=debug for the debug build)
 #   make vm       interactive shell in the guest
+#   make demo     PyTorch functions in the guest: memory with none / KSM / UPM
+#   make bench    MADV_UPM against memcmp and KSM, results in build/bench
+#                 (BENCH_SIZES=16,64,256,1024 BENCH_REPS=5 BENCH_KSM_REPS=1
+#                 BENCH_KSM_CAP=120 BENCH_MEM=... BENCH_OUT=build/bench)
 SHELL := /bin/bash
 export KCONFIG ?= default
 
-.PHONY: all setup kernel tests initramfs guest test vm checkpatch clean distclean
+.PHONY: all setup kernel tests initramfs guest test vm demo bench checkpatch clean distclean
 all: guest
 
 setup:
@@ -28,6 +32,16 @@ test: setup
 
 vm: guest
 	@scripts/vm
+
+# Builds what changed first; DEMO_ARGS, e.g. --sweep.
+demo: guest
+	@scripts/demo $(DEMO_ARGS)
+
+# Builds what changed first, so that the figures are the current kernel's;
+# options through the environment: scripts/bench reads BENCH_* itself.
+export BENCH_SIZES BENCH_REPS BENCH_KSM_REPS BENCH_KSM_CAP BENCH_MEM BENCH_OUT BENCH_TIMEOUT
+bench: guest
+	@scripts/bench
 
 checkpatch: setup
 	@scripts/checkpatch

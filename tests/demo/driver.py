@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The demo's measuring side; runs in the guest (scripts/demo boots it).
+
+For each model it starts warm instances of tests/demo/function.py (PARALLEL
+cold starts at a time) until COUNT are running, and for each COUNT measures
+every mode on that same set in turn:
+  none         nothing advised (the instances as they came up)
+  upm-tensors  each instance, in start order, calls MADV_UPM on its model's
+               tensors (what the first one advises becomes the KSM pages the
+               later ones merge with)
+  upm-process  the same over every private anonymous region of the process
+  ksm-fast     MADV_MERGEABLE over every private anonymous region, ksmd with
+               sleep_millisecs=0 and a large pages_to_scan, until memory is
+               stable (or --fast-cap)
+  ksm-default  the same with ksmd at its boot defaults, for --ksm-cap seconds
+Between modes every instance calls MADV_UNMERGEABLE on all its private
+anonymous regions, which gives each mapping its own copy of every merged page
+again, and ksmd is stopped; the driver checks that KSM holds no pages before
+the next mode starts.
+
+Output: progress lines, and one '@DATA {json}' line per measurement.
+"""
+import argparse
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FUNCTION = os.path.join(HERE, "function.py")
+KSM = "/sys/kernel/mm/ksm"
+UPM = "/sys/kernel/mm/upm"
+T0 = time.monotonic()
+MiB = 1024 * 1024
+
+
+def log(msg):
+    t = int(time.monotonic() - T0)
+    print(f"[{t // 60:3d}:{t % 60:02d}] {msg}", flush=True)
+
+
+def data(**kw):
+    print("@DATA " + json.dumps(kw, sort_keys=True), flush=True)
+
+
+def meminfo():
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":")
+            out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def used_bytes():
+    m = meminfo()
+    return m["MemTotal"] - m["MemAvailable"]
+
+
+def pss_bytes(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def sysfs(path, value=None):
+    if value is None:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    with open(path, "w") as f:
+        f.write(str(value))
+    return value
+
+
+def sysfs_write_str(path, value):
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def ksm(name, value=None):
+    return sysfs(f"{KSM}/{name}", value)
+
+
+def ksmd_cpu_s():
+    """ksmd's CPU time so far, seconds."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "ksmd":
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return 0.0
+
+
+def drop_caches():
+    os.sync()
+    sysfs("/proc/sys/vm/drop_caches", 3)
+
+
+class Instance:
+    def __init__(self, model, weights, image, index):
+        self.index = index
+        self.t_spawn = time.monotonic()
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+        self.err = open(f"/tmp/instance-{model}-{index}.err", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, FUNCTION, "serve", model, weights, image],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+            text=True, bufsize=1, env=env)
+        self.ready = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.err.seek(0)
+            raise RuntimeError(f"instance {self.index} died:\n{self.err.read()[-3000:]}")
+        return json.loads(line)
+
+    def call(self, cmd):
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        r = self.read()
+        if not r.get("ok"):
+            raise RuntimeError(f"instance {self.index}: {cmd}: {r}")
+        return r
+
+    def stop(self):
+        try:
+            self.call("exit")
+        except (RuntimeError, BrokenPipeError, OSError):
+            pass
+        self.proc.wait()
+        self.err.close()
+
+
+class Sampler:
+    """Samples used memory (and KSM's counters) every interval seconds in a
+    thread, from the moment it is started."""
+
+    def __init__(self, interval=0.5):
+        self.interval = interval
+        self.samples = []	# (seconds, used bytes, pages_sharing, full_scans)
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        self.thread.join()
+
+    def run(self):
+        while True:
+            self.samples.append((time.monotonic() - self.t0, used_bytes(),
+                                 ksm("pages_sharing"), ksm("full_scans")))
+            if self.stop_ev.wait(self.interval):
+                return
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def used_at(self, t):
+        """used memory of the last sample at or before t seconds"""
+        best = self.samples[0][1]
+        for s in list(self.samples):
+            if s[0] > t:
+                break
+            best = s[1]
+        return best
+
+    def plateau(self, window, tol):
+        """True when the samples of the last window seconds differ by at
+        most tol bytes."""
+        s = list(self.samples)
+        if not s or s[-1][0] < window:
+            return False
+        recent = [u for t, u, *_ in s if t >= s[-1][0] - window]
+        return max(recent) - min(recent) <= tol
+
+    def stable_at(self, tol):
+        """Seconds from the start until memory stopped changing: the first
+        sample after which every sample stays within tol of the last one."""
+        s = list(self.samples)
+        final = s[-1][1]
+        at = s[-1][0]
+        for t, u, *_ in reversed(s):
+            if abs(u - final) > tol:
+                break
+            at = t
+        return at
+
+
+def tolerance(base_used):
+    return max(4 * MiB, int(0.005 * max(base_used, 0)))
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.ksm_defaults = {k: ksm(k) for k in ("pages_to_scan", "sleep_millisecs")}
+        data(kind="env", thp=open("/sys/kernel/mm/transparent_hugepage/enabled").read().strip(),
+         ksm_defaults=self.ksm_defaults, cpus=os.cpu_count(),
+             mem_total=meminfo()["MemTotal"], kernel=os.uname().release,
+             args=vars(args))
+
+    def start(self, model, have, want):
+        """Start instances until want are running; PARALLEL at a time."""
+        weights = os.path.join(self.args.dir, f"{model}.pt")
+        image = os.path.join(self.args.dir, "input.jpg")
+        sel = selectors.DefaultSelector()
+        running = 0
+        while len(have) < want or running:
+            while running < self.args.parallel and len(have) < want:
+                inst = Instance(model, weights, image, len(have) + 1)
+                have.append(inst)
+                sel.register(inst.proc.stdout, selectors.EVENT_READ, inst)
+                running += 1
+            for key, _ in sel.select():
+                inst = key.data
+                sel.unregister(key.fileobj)
+                running -= 1
+                r = inst.read()
+                r["wall_s"] = time.monotonic() - inst.t_spawn
+                inst.ready = r
+                log(f"{model}: instance {inst.index}/{want} ready: cold start "
+                    f"{r['wall_s']:.1f} s (import {r['import_s']:.1f}, load "
+                    f"{r['load_s']:.1f}, classify {r['classify_s']:.1f}), "
+                    f"class {r['result']['class']}")
+        sel.close()
+
+    def unmerge_all(self, insts, base, none_used):
+        """Every instance unmerges all its private anonymous memory; then
+        KSM's stale bookkeeping is dropped (run=2) and ksmd stopped."""
+        ksm("run", 0)
+        for inst in insts:
+            inst.call("unmerge")
+        ksm("run", 2)
+        ksm("run", 0)
+        time.sleep(1)
+        used = used_bytes()
+        log(f"  unmerged: used {(used - base) / MiB:.0f} MiB (no merging: "
+            f"{(none_used - base) / MiB:.0f} MiB), KSM pages "
+            f"{ksm('pages_shared') + ksm('pages_sharing')}")
+
+    def measure(self, model, n, insts, mode, base, none_used):
+        a = self.args
+        rec = {"kind": "mode", "model": model, "n": n, "mode": mode}
+        # The reference: memory in use just before this mode's advice. After
+        # an earlier mode was undone it holds that mode's stale KSM
+        # bookkeeping (slab) too, which this mode should not be charged for.
+        rec["before"] = used_bytes() - base
+        tol = tolerance((none_used or 0) - base)
+        advice = []
+        ksmd0 = ksmd_cpu_s()
+        scans0 = ksm("full_scans")
+        upm0 = {k: sysfs(f"{UPM}/{k}") for k in os.listdir(UPM)} if os.path.isdir(UPM) else {}
+        with Sampler() as smp:
+            if mode == "none":
+                while smp.now() < a.settle and not smp.plateau(a.settle, tol):
+                    time.sleep(0.5)
+                while not smp.plateau(5, tol) and smp.now() < 60:
+                    time.sleep(0.5)
+            elif mode.startswith("upm-"):
+                what = mode.split("-", 1)[1]
+                for inst in insts:
+                    advice.append(inst.call(f"advise {what}"))
+                t_done = smp.now()
+                while smp.now() < t_done + a.settle or (
+                        not smp.plateau(a.settle, tol) and smp.now() < t_done + 60):
+                    time.sleep(0.5)
+            elif mode.startswith("ksm-"):
+                fast = mode == "ksm-fast"
+                if fast:
+                    ksm("sleep_millisecs", 0)
+                    ksm("pages_to_scan", a.fast_pages)
+                else:
+                    for k, v in self.ksm_defaults.items():
+                        ksm(k, v)
+                for inst in insts:
+                    advice.append(inst.call("mergeable process"))
+                ksm("run", 1)
+                cap = a.fast_cap if fast else a.ksm_cap
+                last = -1
+                while smp.now() < cap:
+                    time.sleep(0.5)
+                    if fast and ksm("full_scans") >= scans0 + 2 and smp.plateau(10, tol):
+                        break
+                    tick = int(smp.now()) // 30
+                    if tick != last and int(smp.now()) >= 30:
+                        last = tick
+                        saved = (rec["before"] + base - smp.samples[-1][1]) / MiB
+                        log(f"  {mode}: {smp.now():.0f} s, saved {saved:.0f} MiB, "
+                            f"full scans {ksm('full_scans') - scans0}")
+                ksm("run", 0)
+                rec["ksm_full_scans"] = ksm("full_scans") - scans0
+                rec["ksm_pages_sharing"] = ksm("pages_sharing")
+                rec["ksm_pages_shared"] = ksm("pages_shared")
+                rec["capped"] = smp.now() >= cap
+            pss = [pss_bytes(i.pid) for i in insts]
+        used = smp.samples[-1][1]
+        m = meminfo()
+        rec["meminfo"] = {k: m.get(k, 0) for k in ("AnonPages", "AnonHugePages", "Slab", "Shmem")}
+        rec.update(used=used - base, pss_sum=sum(pss), pss_mean=sum(pss) / n,
+                   pss=pss, duration_s=smp.now(),
+                   ksmd_cpu_s=ksmd_cpu_s() - ksmd0)
+        stable = smp.stable_at(tol)
+        rec["stable_s"] = stable
+        if mode.startswith("ksm-") and rec.get("capped") and not smp.plateau(10, tol):
+            rec["stable_s"] = None		# still changing at the cap
+        if upm0:
+            rec["upm"] = {k: sysfs(f"{UPM}/{k}") - v for k, v in upm0.items()
+                          if k != "index_entries"}
+        if advice:
+            rec["advised_bytes"] = [r["bytes"] for r in advice]
+            rec["madvise_s"] = [r["seconds"] for r in advice]
+        if mode.startswith("ksm-") and none_used is not None:
+            rec["saved_at"] = {str(t): rec["before"] + base - smp.used_at(t)
+                               for t in (10, 60, smp.samples[-1][0]) if t <= smp.samples[-1][0]}
+        rec["series"] = [(round(t, 2), u - base) for t, u, *_ in smp.samples]
+        data(**rec)
+        saved = ""
+        if none_used is not None and mode != "none":
+            sv = rec["before"] + base - used
+            saved = f", saves {sv / MiB:.0f} MiB " \
+                    f"({100 * sv / (none_used - base):.1f}%)"
+        stable_txt = f"{rec['stable_s']:.1f} s" if rec["stable_s"] is not None else "not stable"
+        extra = f", madvise mean {sum(rec['madvise_s']) / n:.2f} s" if mode.startswith("upm-") else ""
+        log(f"{model} x{n} {mode}: used {(used - base) / MiB:.0f} MiB, PSS/instance "
+            f"{sum(pss) / n / MiB:.0f} MiB{saved}; stable after {stable_txt}, "
+            f"ksmd {rec['ksmd_cpu_s']:.1f} s CPU{extra}")
+        return used
+
+    def model(self, model):
+        a = self.args
+        drop_caches()
+        time.sleep(1)
+        base = used_bytes()
+        log(f"{model}: idle baseline {base / MiB:.0f} MiB used")
+        insts = []
+        try:
+            for n in a.counts:
+                t = time.monotonic()
+                self.start(model, insts, n)
+                rs = [i.ready for i in insts]
+                data(kind="cold", model=model, n=n, start_s=time.monotonic() - t,
+                     cold=[r["wall_s"] for r in rs], import_s=[r["import_s"] for r in rs],
+                     load_s=[r["load_s"] for r in rs],
+                     classify_s=[r["classify_s"] for r in rs],
+                     classes=[r["result"]["class"] for r in rs],
+                     weights=os.path.getsize(os.path.join(a.dir, f"{model}.pt")))
+                none_used = None
+                for mode in a.modes:
+                    used = self.measure(model, n, insts, mode, base, none_used)
+                    if mode == "none":
+                        none_used = used
+                    else:
+                        self.unmerge_all(insts, base, none_used)
+        finally:
+            for inst in insts:
+                inst.stop()
+            ksm("run", 0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="resnet50,alexnet")
+    p.add_argument("--counts", default="16")
+    p.add_argument("--modes", default="none,upm-tensors,upm-process,ksm-fast,ksm-default")
+    p.add_argument("--dir", required=True, help="weights and input.jpg")
+    p.add_argument("--parallel", type=int, default=os.cpu_count())
+    p.add_argument("--settle", type=float, default=5.0)
+    p.add_argument("--ksm-cap", type=float, default=180.0)
+    p.add_argument("--fast-cap", type=float, default=300.0)
+    p.add_argument("--fast-pages", type=int, default=20000)
+    p.add_argument("--thp", choices=["always", "madvise", "never"],
+                   help="transparent huge pages (default: as booted)")
+    a = p.parse_args()
+    a.models = a.models.split(",")
+    a.counts = sorted(int(c) for c in a.counts.split(","))
+    a.modes = a.modes.split(",")
+    if a.thp:
+        sysfs_write_str("/sys/kernel/mm/transparent_hugepage/enabled", a.thp)
+    if a.modes[0] != "none":
+        a.modes.insert(0, "none")
+    run = Run(a)
+    ksm("run", 0)
+    for model in a.models:
+        run.model(model)
+    log("done")
+
+
+if __name__ == "__main__":
+    main()
