@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -733,4 +737,333 @@ void msleep(long ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
+}
+
+/* ---- KSM bookkeeping ---- */
+
+long ksm_rmap_items(void)
+{
+	char buf[64];
+	unsigned long sharing, zero;
+	long profit;
+
+	if (read_ulong(KSM_SYSFS "pages_sharing", &sharing) ||
+	    read_ulong(KSM_SYSFS "ksm_zero_pages", &zero) ||
+	    read_str(KSM_SYSFS "general_profit", buf, sizeof(buf)))
+		return -1;
+	profit = strtol(buf, NULL, 10);
+	return ((long)(sharing + zero) * (long)PG - profit) /
+	       KSM_RMAP_ITEM_SIZE;
+}
+
+long proc_ksm_stat(pid_t pid, const char *key)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ksm_stat", (int)pid);
+	return file_field(path, key);
+}
+
+bool ksm_wait_clean(const struct ksm_stats *base, long base_rmap,
+		    int timeout_ms, struct ksm_stats *seen, long *rmap_seen)
+{
+	double end = now_sec() + timeout_ms / 1000.0;
+	struct ksm_stats k;
+	long r;
+
+	for (;;) {
+		ksm_stats_read(&k);
+		r = ksm_rmap_items();
+		if (seen)
+			*seen = k;
+		if (rmap_seen)
+			*rmap_seen = r;
+		if (k.pages_shared == base->pages_shared &&
+		    k.pages_sharing == base->pages_sharing &&
+		    k.ksm_zero_pages == base->ksm_zero_pages &&
+		    (base_rmap < 0 || r == base_rmap))
+			return true;
+		if (now_sec() > end)
+			return false;
+		msleep(20);
+	}
+}
+
+bool ksm_counters_match(const pid_t *pids, int n, const struct ksm_stats *base,
+			long base_rmap, const char *label)
+{
+	long merging = 0, items = 0, rmap, v;
+	struct ksm_stats k;
+	bool ok = true;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		v = proc_ksm_stat(pids[i], "ksm_merging_pages");
+		if (v > 0)
+			merging += v;
+		v = proc_ksm_stat(pids[i], "ksm_rmap_items");
+		if (v > 0)
+			items += v;
+	}
+	ksm_stats_read(&k);
+	rmap = ksm_rmap_items();
+	if (k.pages_shared + k.pages_sharing -
+	    base->pages_shared - base->pages_sharing != merging) {
+		upm_msg("%s: pages_shared %ld + pages_sharing %ld (base %ld + %ld) but the processes' ksm_merging_pages add up to %ld\n",
+			label, k.pages_shared, k.pages_sharing,
+			base->pages_shared, base->pages_sharing, merging);
+		ok = false;
+	}
+	if (base_rmap >= 0 && rmap - base_rmap != items) {
+		upm_msg("%s: %ld rmap items (base %ld) but the processes' ksm_rmap_items add up to %ld\n",
+			label, rmap, base_rmap, items);
+		ok = false;
+	}
+	return ok;
+}
+
+bool upm_wait_index(unsigned long want, int timeout_ms, unsigned long *seen)
+{
+	double end = now_sec() + timeout_ms / 1000.0;
+	unsigned long v = 0;
+
+	for (;;) {
+		if (read_ulong(UPM_SYSFS "index_entries", &v) == 0 &&
+		    v <= want)
+			break;
+		if (now_sec() > end) {
+			if (seen)
+				*seen = v;
+			return false;
+		}
+		msleep(50);
+	}
+	if (seen)
+		*seen = v;
+	return true;
+}
+
+/* ---- swap on zram ---- */
+
+int swap_areas(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/swaps", "r");
+	int n = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+/* The swap header mkswap(8) writes: version 1, no bad pages. */
+static int write_swap_header(const char *dev, unsigned long bytes)
+{
+	static char page[PG];
+	uint32_t *w = (uint32_t *)(page + 1024);
+	int fd = open(dev, O_WRONLY);
+	int ret = 0;
+
+	if (fd < 0)
+		return -1;
+	memset(page, 0, sizeof(page));
+	w[0] = 1;			/* version */
+	w[1] = bytes / PG - 1;		/* last_page */
+	w[2] = 0;			/* nr_badpages */
+	memcpy(page + PG - 10, "SWAPSPACE2", 10);
+	if (pwrite(fd, page, PG, 0) != (ssize_t)PG || fsync(fd))
+		ret = -1;
+	close(fd);
+	return ret;
+}
+
+int zram_swap_on(unsigned long size_mb, char *dev, size_t len)
+{
+	char sys[128], val[64];
+	unsigned long disksize = 1;
+	int id = 0, maj, min;
+	struct stat st;
+
+	/* zram0 when it is free, else a hot-added device */
+	if (read_ulong("/sys/block/zram0/disksize", &disksize) || disksize) {
+		if (read_str("/sys/class/zram-control/hot_add", val,
+			     sizeof(val))) {
+			upm_msg("no free zram device and no zram-control/hot_add: %s\n",
+				strerror(errno));
+			return -1;
+		}
+		id = atoi(val);
+	}
+	snprintf(sys, sizeof(sys), "/sys/block/zram%d/disksize", id);
+	snprintf(val, sizeof(val), "%luM", size_mb);
+	if (write_str(sys, val)) {
+		upm_msg("cannot write %s to %s: %s\n", val, sys,
+			strerror(errno));
+		goto remove;
+	}
+	snprintf(dev, len, "/dev/zram%d", id);
+	if (stat(dev, &st)) {
+		snprintf(sys, sizeof(sys), "/sys/block/zram%d/dev", id);
+		if (read_str(sys, val, sizeof(val)) ||
+		    sscanf(val, "%d:%d", &maj, &min) != 2 ||
+		    mknod(dev, S_IFBLK | 0600, makedev(maj, min))) {
+			upm_msg("no %s and cannot make it: %s\n", dev,
+				strerror(errno));
+			goto reset;
+		}
+	}
+	if (write_swap_header(dev, size_mb * MIB)) {
+		upm_msg("cannot write a swap header to %s: %s\n", dev,
+			strerror(errno));
+		goto reset;
+	}
+	if (swapon(dev, 0)) {
+		upm_msg("swapon %s: %s\n", dev, strerror(errno));
+		goto reset;
+	}
+	return 0;
+reset:
+	snprintf(sys, sizeof(sys), "/sys/block/zram%d/reset", id);
+	write_str(sys, "1");
+remove:
+	if (id) {
+		snprintf(val, sizeof(val), "%d", id);
+		write_str("/sys/class/zram-control/hot_remove", val);
+	}
+	return -1;
+}
+
+int zram_swap_off(const char *dev)
+{
+	char sys[128], val[16];
+	int id, ret = 0;
+
+	if (sscanf(dev, "/dev/zram%d", &id) != 1)
+		return -1;
+	if (swapoff(dev)) {
+		upm_msg("swapoff %s: %s\n", dev, strerror(errno));
+		ret = -1;
+	}
+	snprintf(sys, sizeof(sys), "/sys/block/zram%d/reset", id);
+	if (write_str(sys, "1")) {
+		upm_msg("cannot reset zram%d: %s\n", id, strerror(errno));
+		ret = -1;
+	}
+	if (id) {
+		snprintf(val, sizeof(val), "%d", id);
+		if (write_str("/sys/class/zram-control/hot_remove", val))
+			ret = -1;
+	}
+	return ret;
+}
+
+/* ---- memory cgroups (v2) ---- */
+
+static bool cg2_mounted(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/mounts", "r");
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " " CG_ROOT " cgroup2 "))
+			found = true;
+	fclose(f);
+	return found;
+}
+
+int cg_init(void)
+{
+	char ctl[256];
+
+	if (!cg2_mounted()) {
+		mkdir(CG_ROOT, 0755);
+		if (mount("cgroup2", CG_ROOT, "cgroup2", 0, NULL)) {
+			upm_msg("mount cgroup2 on %s: %s\n", CG_ROOT,
+				strerror(errno));
+			return -1;
+		}
+	}
+	if (read_str(CG_ROOT "/cgroup.subtree_control", ctl, sizeof(ctl)))
+		return -1;
+	if (!strstr(ctl, "memory") &&
+	    write_str(CG_ROOT "/cgroup.subtree_control", "+memory")) {
+		upm_msg("cannot enable the memory controller: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void cg_path(char *buf, size_t len, const char *name, const char *file)
+{
+	snprintf(buf, len, CG_ROOT "/%s%s%s", name, file ? "/" : "",
+		 file ? file : "");
+}
+
+int cg_create(const char *name)
+{
+	char path[256];
+
+	cg_path(path, sizeof(path), name, NULL);
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		upm_msg("mkdir %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	cg_write(name, "memory.max", "max");
+	return 0;
+}
+
+int cg_write(const char *name, const char *file, const char *val)
+{
+	char path[256];
+
+	cg_path(path, sizeof(path), name, file);
+	return write_str(path, val);
+}
+
+long cg_read(const char *name, const char *file, const char *key)
+{
+	char path[256], buf[64];
+
+	cg_path(path, sizeof(path), name, file);
+	if (key)
+		return file_field(path, key);
+	if (read_str(path, buf, sizeof(buf)))
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+int cg_enter(const char *name, pid_t pid)
+{
+	char val[32];
+
+	snprintf(val, sizeof(val), "%d", (int)(pid ? pid : getpid()));
+	return cg_write(name, "cgroup.procs", val);
+}
+
+int cg_destroy(const char *name)
+{
+	char path[256];
+	int tries;
+
+	cg_path(path, sizeof(path), name, NULL);
+	if (access(path, F_OK))
+		return 0;
+	for (tries = 0; tries < 100; tries++) {
+		if (rmdir(path) == 0)
+			return 0;
+		if (errno != EBUSY)
+			break;
+		/* something is still in there: kill it */
+		cg_write(name, "cgroup.kill", "1");
+		msleep(50);
+	}
+	upm_msg("rmdir %s: %s\n", path, strerror(errno));
+	return -1;
 }

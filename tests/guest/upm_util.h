@@ -132,6 +132,61 @@ int worker_stop(struct worker *w);
  * value), or -1 when it did not exit normally. */
 int run_child(int (*fn)(void *), void *arg);
 
+/* ---- KSM bookkeeping ---- */
+/* sizeof(struct ksm_rmap_item) on 64-bit kernels */
+#define KSM_RMAP_ITEM_SIZE 64
+/*
+ * KSM's rmap_items, derived from general_profit:
+ * (pages_sharing + ksm_zero_pages) * PAGE_SIZE - rmap_items * 64.
+ * -1 when the counters cannot be read.
+ */
+long ksm_rmap_items(void);
+/* A "key value" field of /proc/PID/ksm_stat; -1 when absent or gone. */
+long proc_ksm_stat(pid_t pid, const char *key);
+/*
+ * Like ksm_wait_back, and rmap items back at base_rmap too (when
+ * base_rmap >= 0); *rmap_seen gets the last count.
+ */
+bool ksm_wait_clean(const struct ksm_stats *base, long base_rmap,
+		    int timeout_ms, struct ksm_stats *seen, long *rmap_seen);
+/*
+ * Checks KSM's global counters against the processes that use KSM, when
+ * no other process does: the sum of their ksm_merging_pages must equal
+ * pages_shared + pages_sharing, and the sum of their ksm_rmap_items the
+ * rmap items, each above base. Says what differs.
+ */
+bool ksm_counters_match(const pid_t *pids, int n, const struct ksm_stats *base,
+			long base_rmap, const char *label);
+/* Polls index_entries until it is at most want; true on success. */
+bool upm_wait_index(unsigned long want, int timeout_ms, unsigned long *seen);
+
+/* ---- swap on zram ---- */
+/* Number of active swap areas in /proc/swaps, -1 on failure. */
+int swap_areas(void);
+/*
+ * Sets up a zram device of size_mb MiB as swap. Returns 0 with its path in
+ * dev (for zram_swap_off), or -1 (says why).
+ */
+int zram_swap_on(unsigned long size_mb, char *dev, size_t len);
+/* swapoff, and resets (and hot-removes, when added) the device; 0 or -1. */
+int zram_swap_off(const char *dev);
+
+/* ---- memory cgroups (v2) ---- */
+#define CG_ROOT "/sys/fs/cgroup"
+/* Mounts cgroup2 at CG_ROOT when needed and enables the memory controller
+ * for children; 0 or -1 (says why). */
+int cg_init(void);
+/* mkdir CG_ROOT/name (an existing one is reused) with memory.max "max";
+ * 0 or -1. */
+int cg_create(const char *name);
+int cg_write(const char *name, const char *file, const char *val);
+/* A "key value" field of CG_ROOT/name/file (key NULL: the first number). */
+long cg_read(const char *name, const char *file, const char *key);
+/* Moves pid (0: the caller) into the group; 0 or -1. */
+int cg_enter(const char *name, pid_t pid);
+/* Kills what is left in the group, then removes it; 0 or -1. */
+int cg_destroy(const char *name);
+
 double now_sec(void);
 void msleep(long ms);
 
