@@ -459,12 +459,7 @@ static void test_forked(void)
 
 int main(void)
 {
-	ksft_print_header();
-	ksft_set_plan(8);
-	if (geteuid())
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
-	if (!upm_present())
-		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	upm_test_start(8);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh)
 		ksft_exit_fail_msg("no memory for results\n");

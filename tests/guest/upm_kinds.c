@@ -699,12 +699,7 @@ static void restore(void)
 
 int main(void)
 {
-	ksft_print_header();
-	ksft_set_plan(13);
-	if (geteuid())
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
-	if (!upm_present())
-		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	upm_test_start(13);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);

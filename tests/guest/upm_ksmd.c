@@ -106,12 +106,7 @@ int main(void)
 	long r;
 	int i;
 
-	ksft_print_header();
-	ksft_set_plan(4);
-	if (geteuid())
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
-	if (!upm_present())
-		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	upm_test_start(4);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);

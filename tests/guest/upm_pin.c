@@ -313,12 +313,7 @@ out:
 
 int main(void)
 {
-	ksft_print_header();
-	ksft_set_plan(2);
-	if (geteuid())
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
-	if (!upm_present())
-		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+	upm_test_start(2);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh)
 		ksft_exit_fail_msg("no memory for results\n");

@@ -45,6 +45,18 @@ void upm_stats_print(const char *label, const struct upm_stats *d);
 /* Checks scanned == merged + new_ksm + already_merged + skipped. */
 bool upm_stats_balanced(const struct upm_stats *d, const char *label);
 bool upm_present(void);
+/*
+ * TAP header and plan; skips the program unless root, warns without UPM.
+ * A macro: kselftest.h keeps its counters in each program's own statics.
+ */
+#define upm_test_start(plan) do {					\
+	ksft_print_header();						\
+	ksft_set_plan(plan);						\
+	if (geteuid())							\
+		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n"); \
+	if (!upm_present())						\
+		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS); \
+} while (0)
 
 struct ksm_stats {
 	long pages_shared, pages_sharing, pages_unshared, pages_volatile,
