@@ -13,8 +13,9 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parent.parent.parent
 KCONFIG = os.environ.get("KCONFIG", "default")
-KERNEL = TOP / "build" / f"kernel-{KCONFIG}" / "arch/x86/boot/bzImage"
-INITRD = TOP / "build" / "initramfs.cpio.gz"
+BUILD = Path(os.environ.get("UPM_BUILD", TOP / "build"))
+KERNEL = BUILD / f"kernel-{KCONFIG}" / "arch/x86/boot/bzImage"
+INITRD = BUILD / "initramfs.cpio.gz"
 
 SIZE = 16
 PAGES = SIZE * 1024 * 1024 // 4096

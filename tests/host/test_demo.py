@@ -14,8 +14,9 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parent.parent.parent
 KCONFIG = os.environ.get("KCONFIG", "default")
-KERNEL = TOP / "build" / f"kernel-{KCONFIG}" / "arch/x86/boot/bzImage"
-INITRD = TOP / "build" / "initramfs.cpio.gz"
+BUILD = Path(os.environ.get("UPM_BUILD", TOP / "build"))
+KERNEL = BUILD / f"kernel-{KCONFIG}" / "arch/x86/boot/bzImage"
+INITRD = BUILD / "initramfs.cpio.gz"
 MODEL = "alexnet"
 INSTANCES = 2
 PACKAGES = ["python3-torch", "python3-torchvision", "python3-pil", "gnuplot-nox"]
@@ -57,7 +58,7 @@ class DemoReduced(unittest.TestCase):
         self.fail(f"no result for {mode}: {self.rows}")
 
     def threshold_mib(self):
-        weights = (TOP / "build" / "demo" / f"{MODEL}.pt").stat().st_size / 2**20
+        weights = (BUILD / "demo" / f"{MODEL}.pt").stat().st_size / 2**20
         return 0.8 * (INSTANCES - 1) * weights
 
     def test_upm_tensors_saves_the_weights(self):
