@@ -233,7 +233,6 @@ static long helper(int idx, int cmd, void *arg)
 /* Sets up both helpers, advises 0 then 1; d[i] are the counter deltas. */
 static bool run_pair(struct worker *w, struct upm_stats *d)
 {
-	struct upm_stats a, b;
 	bool ok = true;
 	long r;
 	int i;
@@ -248,11 +247,9 @@ static bool run_pair(struct worker *w, struct upm_stats *d)
 		}
 	}
 	for (i = 0; i < 2 && ok; i++) {
-		upm_stats_read(&a);
-		r = worker_call(&w[i], CMD_ADVISE);
-		upm_stats_read(&b);
-		upm_stats_delta(&a, &b, &d[i]);
-		upm_stats_print(i ? "second caller" : "first caller", &d[i]);
+		r = worker_call_counted(&w[i], CMD_ADVISE,
+					i ? "second caller" : "first caller",
+					&d[i]);
 		if (r) {
 			ksft_print_msg("helper %d: madvise(MADV_UPM) failed: %s\n",
 				       i, r > 0 ? strerror(r) : "helper error");

@@ -98,7 +98,7 @@ int main(void)
 	long maxpages = sysconf(_SC_PHYS_PAGES);
 	struct worker w[3];
 	struct ksm_stats base, k, seen;
-	struct upm_stats a, b, d;
+	struct upm_stats d;
 	bool ok_merge = true, ok_sane = true, ok_ksmd = false, ok_back;
 	char label[32];
 	size_t j, differ = 0, c_differ = NPAGES;
@@ -131,11 +131,7 @@ int main(void)
 	}
 	for (i = 0; i < 2; i++) {
 		snprintf(label, sizeof(label), "caller %d", i);
-		upm_stats_read(&a);
-		r = worker_call(&w[i], CMD_ADVISE);
-		upm_stats_read(&b);
-		upm_stats_delta(&a, &b, &d);
-		upm_stats_print(label, &d);
+		r = worker_call_counted(&w[i], CMD_ADVISE, label, &d);
 		if (r) {
 			ksft_print_msg("%s: madvise(MADV_UPM) failed: %s\n",
 				       label, strerror(r));

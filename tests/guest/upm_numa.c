@@ -74,7 +74,6 @@ static long helper(int idx, int cmd, void *arg)
  */
 static bool run3(struct worker *w, struct upm_stats *d, uint64_t seed)
 {
-	struct upm_stats a, b;
 	bool ok = true;
 	long r;
 	int i;
@@ -91,11 +90,9 @@ static bool run3(struct worker *w, struct upm_stats *d, uint64_t seed)
 		}
 	}
 	for (i = 0; i < 3 && ok; i++) {
-		upm_stats_read(&a);
-		r = worker_call(&w[i], CMD_ADVISE);
-		upm_stats_read(&b);
-		upm_stats_delta(&a, &b, &d[i]);
-		upm_stats_print(i == 1 ? "node 1" : "node 0", &d[i]);
+		r = worker_call_counted(&w[i], CMD_ADVISE,
+					i == 1 ? "node 1" : "node 0",
+					&d[i]);
 		if (r) {
 			ksft_print_msg("helper %d: madvise(MADV_UPM): %s\n", i,
 				       strerror(r));

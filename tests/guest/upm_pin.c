@@ -207,7 +207,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 		     uint64_t seed)
 {
 	struct worker w[2];
-	struct upm_stats a, b, d;
+	struct upm_stats d;
 	struct ksm_stats base, seen;
 	bool ok = true, skip = false;
 	size_t j;
@@ -223,11 +223,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 			ok = false;
 	}
 	/* helper 1 makes the KSM pages, helper 0 holds a pin and advises */
-	upm_stats_read(&a);
-	r = worker_call(&w[1], CMD_ADVISE);
-	upm_stats_read(&b);
-	upm_stats_delta(&a, &b, &d);
-	upm_stats_print("first caller (no pin)", &d);
+	r = worker_call_counted(&w[1], CMD_ADVISE, "first caller (no pin)", &d);
 	if (d.pages_new_ksm != NPAGES) {
 		ksft_print_msg("%s: first caller: expected pages_new_ksm +%d, saw %+ld\n",
 			       name, NPAGES, (long)d.pages_new_ksm);
@@ -245,11 +241,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 	}
 	if (r)
 		ok = false;
-	upm_stats_read(&a);
-	r = worker_call(&w[0], CMD_ADVISE);
-	upm_stats_read(&b);
-	upm_stats_delta(&a, &b, &d);
-	upm_stats_print(name, &d);
+	r = worker_call_counted(&w[0], CMD_ADVISE, name, &d);
 	if (r) {
 		ksft_print_msg("%s: madvise(MADV_UPM) failed: %s\n", name,
 			       strerror(r));

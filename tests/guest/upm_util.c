@@ -683,6 +683,20 @@ long worker_call(struct worker *w, int cmd)
 	return worker_result(w);
 }
 
+long worker_call_counted(struct worker *w, int cmd, const char *label,
+			 struct upm_stats *d)
+{
+	struct upm_stats a, b;
+	long r;
+
+	upm_stats_read(&a);
+	r = worker_call(w, cmd);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, d);
+	upm_stats_print(label, d);
+	return r;
+}
+
 int worker_stop(struct worker *w)
 {
 	int status = 0;

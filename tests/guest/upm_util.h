@@ -134,6 +134,9 @@ struct worker {
 int worker_start(struct worker *w, int idx, worker_fn fn, void *arg);
 /* Sends cmd and waits for the answer; WORKER_DEAD when the helper died. */
 long worker_call(struct worker *w, int cmd);
+/* worker_call(), with the change of UPM's counters it caused in *d, printed. */
+long worker_call_counted(struct worker *w, int cmd, const char *label,
+			 struct upm_stats *d);
 /* Sends cmd without waiting; collect with worker_result. */
 int worker_send(struct worker *w, int cmd);
 long worker_result(struct worker *w);
