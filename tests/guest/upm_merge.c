@@ -17,6 +17,7 @@
 #include "upm_util.h"
 
 #define MAXN 4
+#define HALF_DUP_PAGES (16 * MIB / PG)
 
 enum { CMD_SETUP = 1, CMD_ADVISE, CMD_MEASURE };
 
@@ -390,7 +391,7 @@ report:
 
 int main(int argc, char **argv)
 {
-	size_t npages = 64 * MIB / PG;
+	size_t npages = 64 * MIB / PG, maxpages;
 	int i;
 
 	if (argc > 1)
@@ -402,14 +403,16 @@ int main(int argc, char **argv)
 	if (!upm_present())
 		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
 
-	sh = shared_alloc(sizeof(*sh) + MAXN * npages * sizeof(uint64_t));
+	/* room for the PFNs of the largest test */
+	maxpages = npages > HALF_DUP_PAGES ? npages : HALF_DUP_PAGES;
+	sh = shared_alloc(sizeof(*sh) + MAXN * maxpages * sizeof(uint64_t));
 	if (!sh)
 		ksft_exit_fail_msg("no memory for results\n");
 	for (i = 0; i < MAXN; i++)
-		sh->pfn[i] = (uint64_t *)(sh + 1) + i * npages;
+		sh->pfn[i] = (uint64_t *)(sh + 1) + i * maxpages;
 
 	test_merge_n(2, npages);
 	test_merge_n(4, npages);
-	test_half_dup(16 * MIB / PG);
+	test_half_dup(HALF_DUP_PAGES);
 	ksft_finished();
 }
