@@ -50,7 +50,7 @@ def scan_console(text):
 
 
 TAP_CASE = re.compile(
-    r"^(not )?ok\b(?: \d+)?(?: -)?\s*(.*?)(?:\s+#\s*(SKIP|TODO)\b\s*(.*))?$",
+    r"^(not )?ok\b(?: \d+)?(?: -)?\s*(.*?)\s*(?:(?<=\s)#\s*(SKIP|TODO)\b\s*(.*))?$",
     re.IGNORECASE)
 PLAN = re.compile(r"^1\.\.(\d+)")
 BEGIN = re.compile(r"^### UPM-BEGIN (tap|plain) (.+)$")
@@ -68,6 +68,8 @@ def parse_tap(lines, prefix):
         if not m:
             continue
         bad, name, directive, reason = m.groups()
+        if not name and reason:	# kselftest's "ok N # SKIP reason"
+            name, reason = reason, ""
         name = f"{prefix}{name.strip()}"
         if name in seen:	# keep repeated descriptions apart
             name = f"{name} (#{len(cases) + 1})"
