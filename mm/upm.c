@@ -49,6 +49,7 @@ static u64 upm_zero_hash;
  */
 static LIST_HEAD(upm_index_list);
 static unsigned long upm_prune_left;	/* entries left in this pass */
+static unsigned long upm_prune_gone;	/* entries found gone in this pass */
 #define UPM_PRUNE_BATCH		4096
 static void upm_prune_workfn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(upm_prune_work, upm_prune_workfn);
@@ -184,15 +185,19 @@ int upm_index_lookup(const struct upm_key *key,
  * Called with ksm_thread_mutex held. A pass checks every entry that was
  * in the index when it started; it may take several calls.
  *
- * Return: true if the pass is not finished.
+ * Return: UPM_PRUNE_CONTINUE while the pass is not over; at its end,
+ * UPM_PRUNE_REPEAT if it found pages gone, else UPM_PRUNE_DONE.
  */
-bool upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
-		     unsigned long budget)
+enum upm_prune_state
+upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
+		unsigned long budget)
 {
 	struct upm_index_entry *entry;
 
-	if (!upm_prune_left)
+	if (!upm_prune_left) {
 		upm_prune_left = atomic_long_read(&upm_index_entries);
+		upm_prune_gone = 0;
+	}
 	while (upm_prune_left && budget--) {
 		entry = list_first_entry_or_null(&upm_index_list,
 						 struct upm_index_entry, list);
@@ -203,15 +208,28 @@ bool upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
 		upm_prune_left--;
 		if (alive(entry))
 			list_move_tail(&entry->list, &upm_index_list);
+		else
+			upm_prune_gone++;
 		cond_resched();
 	}
-	return upm_prune_left;
+	if (upm_prune_left)
+		return UPM_PRUNE_CONTINUE;
+	return upm_prune_gone ? UPM_PRUNE_REPEAT : UPM_PRUNE_DONE;
 }
 
 static void upm_prune_workfn(struct work_struct *work)
 {
-	if (ksm_upm_prune(UPM_PRUNE_BATCH))
+	switch (ksm_upm_prune(UPM_PRUNE_BATCH)) {
+	case UPM_PRUNE_CONTINUE:
 		queue_delayed_work(system_unbound_wq, &upm_prune_work, 1);
+		break;
+	case UPM_PRUNE_REPEAT:
+		/* Freeing a large address space can take longer than a pass. */
+		queue_delayed_work(system_unbound_wq, &upm_prune_work, HZ);
+		break;
+	case UPM_PRUNE_DONE:
+		break;
+	}
 }
 
 /**
@@ -219,7 +237,8 @@ static void upm_prune_workfn(struct work_struct *work)
  * pages exited
  *
  * The exiting process unmaps its pages only after KSM let it go: wait a
- * second for that before checking which pages are gone.
+ * second for that before checking which pages are gone, and check again
+ * while a pass finds some gone.
  */
 void upm_schedule_prune(void)
 {

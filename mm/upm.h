@@ -57,6 +57,19 @@ struct upm_counts {
 	unsigned long zero;
 };
 
+/**
+ * enum upm_prune_state - where a pass over the content index stands
+ * @UPM_PRUNE_DONE: the pass is over and found no page gone
+ * @UPM_PRUNE_CONTINUE: the pass is not over
+ * @UPM_PRUNE_REPEAT: the pass is over and found pages gone; an exiting
+ *                    process may still be freeing more
+ */
+enum upm_prune_state {
+	UPM_PRUNE_DONE,
+	UPM_PRUNE_CONTINUE,
+	UPM_PRUNE_REPEAT,
+};
+
 #ifdef CONFIG_UPM
 int upm_merge_range(struct mm_struct *mm, unsigned long start,
 		    unsigned long end);
@@ -68,14 +81,15 @@ void upm_index_add(struct upm_index_entry *entry, const struct upm_key *key);
 void upm_index_del(struct upm_index_entry *entry);
 int upm_index_lookup(const struct upm_key *key,
 		     struct upm_index_entry **found, int max);
-bool upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
-		     unsigned long budget);
+enum upm_prune_state
+upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
+		unsigned long budget);
 void upm_schedule_prune(void);
 
 /* In mm/ksm.c */
 int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
 		  unsigned long end, struct upm_counts *counts);
-bool ksm_upm_prune(unsigned long budget);
+enum upm_prune_state ksm_upm_prune(unsigned long budget);
 #else
 static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
 				  unsigned long end)
