@@ -70,7 +70,7 @@ def parse_tap(lines, prefix):
         bad, name, directive, reason = m.groups()
         if not name and reason:	# kselftest's "ok N # SKIP reason"
             name, reason = reason, ""
-        name = f"{prefix}{name.strip()}"
+        name = f"{prefix}{name.strip()}".replace("\\#", "#")	# TAP escape
         if name in seen:	# keep repeated descriptions apart
             name = f"{name} (#{len(cases) + 1})"
         seen.add(name)
@@ -176,7 +176,7 @@ class _TapResult(unittest.TextTestResult):
     def _line(self, test, word, extra=""):
         self.n += 1
         doc = test.shortDescription() or test.id().split(".")[-1]
-        name = f"{test.id().split('.')[-2]}: {doc}"
+        name = f"{test.id().split('.')[-2]}: {doc}".replace("#", "\\#")
         print(f"{word} {self.n} - {name}{extra}", flush=True)
 
     def addSuccess(self, test):

@@ -72,16 +72,18 @@ class GuestOutput(unittest.TestCase):
             ("SKIP", "upm_merge: zero pages")])
 
     def test_skip_without_description(self):
-        """kselftest's ksft_test_result_skip() prints "ok N # SKIP reason":
-        a skip, never a pass"""
+        """a skip with no description before the directive, as kselftest's
+        ksft_test_result_skip() prints it, counts as a skip, never a pass"""
         out = "\n".join([
-            "### UPM-BEGIN tap upm_leakcheck", "1..3",
+            "### UPM-BEGIN tap upm_leakcheck", "1..4",
             "ok 1 # SKIP kmemleak scan: no kmemleak", "ok 2 a#b",
-            "ok 3 #skip lower case", "### UPM-END upm_leakcheck rc=0"])
+            "ok 3 #skip lower case", "ok 4 escaped \\# SKIP in a name",
+            "### UPM-END upm_leakcheck rc=0"])
         self.assertEqual(self.cases(out), [
             ("SKIP", "upm_leakcheck: kmemleak scan: no kmemleak"),
             ("PASS", "upm_leakcheck: a#b"),
-            ("SKIP", "upm_leakcheck: lower case")])
+            ("SKIP", "upm_leakcheck: lower case"),
+            ("PASS", "upm_leakcheck: escaped # SKIP in a name")])
 
     def test_plain_program(self):
         """a plain program passes on 0, skips on 4 and fails otherwise"""
