@@ -264,16 +264,9 @@ static bool run_pair(struct worker *w, struct upm_stats *d)
 
 static bool stop_pair(struct worker *w, const struct ksm_stats *base)
 {
-	struct ksm_stats seen;
-
 	worker_stop(&w[0]);
 	worker_stop(&w[1]);
-	if (ksm_wait_back(base, 10000, &seen))
-		return true;
-	ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-		       seen.pages_shared, base->pages_shared,
-		       seen.pages_sharing, base->pages_sharing);
-	return false;
+	return ksm_back_after_exit(base, NULL);
 }
 
 static void test_thp(void)
@@ -731,7 +724,7 @@ static int khugepaged_case(void *arg)
 
 static void test_single(int (*fn)(void *), const char *name)
 {
-	struct ksm_stats base, seen;
+	struct ksm_stats base;
 	bool ok;
 	int r;
 
@@ -742,12 +735,8 @@ static void test_single(int (*fn)(void *), const char *name)
 		return;
 	}
 	ok = r == 0;
-	if (!ksm_wait_back(&base, 10000, &seen)) {
-		ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-			       seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing);
+	if (!ksm_back_after_exit(&base, NULL))
 		ok = false;
-	}
 	ksft_test_result(ok, "%s\n", name);
 }
 

@@ -193,11 +193,7 @@ int main(void)
 		ksft_print_msg("could not restore KSM settings\n");
 	for (i = 0; i < 3; i++)
 		worker_stop(&w[i]);
-	ok_back = ksm_wait_back(&base, 10000, &seen);
-	if (!ok_back)
-		ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-			       seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing);
+	ok_back = ksm_back_after_exit(&base, &seen);
 	ok_sane &= sane("after exit", &seen, maxpages);
 
 	ksft_test_result(ok_merge, "with ksmd scanning at full speed, two MADV_UPM callers share every page, contents intact\n");

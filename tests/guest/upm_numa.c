@@ -109,17 +109,11 @@ static bool run3(struct worker *w, struct upm_stats *d, uint64_t seed)
 
 static bool stop3(struct worker *w, const struct ksm_stats *base)
 {
-	struct ksm_stats seen;
 	int i;
 
 	for (i = 0; i < 3; i++)
 		worker_stop(&w[i]);
-	if (ksm_wait_back(base, 10000, &seen))
-		return true;
-	ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-		       seen.pages_shared, base->pages_shared,
-		       seen.pages_sharing, base->pages_sharing);
-	return false;
+	return ksm_back_after_exit(base, NULL);
 }
 
 static size_t count(int x, int y, bool same)

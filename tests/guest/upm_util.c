@@ -220,6 +220,20 @@ bool ksm_wait_back(const struct ksm_stats *base, int timeout_ms,
 	}
 }
 
+bool ksm_back_after_exit(const struct ksm_stats *base, struct ksm_stats *seen)
+{
+	struct ksm_stats k;
+
+	if (!seen)
+		seen = &k;
+	if (ksm_wait_back(base, 10000, seen))
+		return true;
+	upm_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+		seen->pages_shared, base->pages_shared,
+		seen->pages_sharing, base->pages_sharing);
+	return false;
+}
+
 static const char *const ksm_setting_names[] = {
 	"run", "pages_to_scan", "sleep_millisecs", "use_zero_pages",
 	"merge_across_nodes", "max_page_sharing",

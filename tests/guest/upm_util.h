@@ -69,6 +69,11 @@ int ksm_stats_read(struct ksm_stats *k);
  */
 bool ksm_wait_back(const struct ksm_stats *base, int timeout_ms,
 		   struct ksm_stats *seen);
+/*
+ * ksm_wait_back() for 10 s after the test's processes exited; says what it
+ * saw when the counters did not come back. seen may be NULL.
+ */
+bool ksm_back_after_exit(const struct ksm_stats *base, struct ksm_stats *seen);
 
 /* KSM sysfs settings that tests change; restored by ksm_settings_restore. */
 struct ksm_settings {
