@@ -14,6 +14,7 @@
  */
 
 #include <linux/highmem.h>
+#include <linux/jiffies.h>
 #include <linux/list.h>
 #include <linux/kobject.h>
 #include <linux/ktime.h>
@@ -50,6 +51,9 @@ static u64 upm_zero_hash;
 static LIST_HEAD(upm_index_list);
 static unsigned long upm_prune_left;	/* entries left in this pass */
 static unsigned long upm_prune_gone;	/* entries found gone in this pass */
+static unsigned long upm_prune_start;	/* jiffies when this pass started */
+/* jiffies of the last exit of a process with KSM pages */
+static unsigned long upm_last_exit = INITIAL_JIFFIES;
 #define UPM_PRUNE_BATCH		4096
 static void upm_prune_workfn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(upm_prune_work, upm_prune_workfn);
@@ -186,7 +190,8 @@ int upm_index_lookup(const struct upm_key *key,
  * in the index when it started; it may take several calls.
  *
  * Return: UPM_PRUNE_CONTINUE while the pass is not over; at its end,
- * UPM_PRUNE_REPEAT if it found pages gone, else UPM_PRUNE_DONE.
+ * UPM_PRUNE_REPEAT if it found pages gone or began within a second of a
+ * process exit, else UPM_PRUNE_DONE.
  */
 enum upm_prune_state
 upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
@@ -197,6 +202,7 @@ upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
 	if (!upm_prune_left) {
 		upm_prune_left = atomic_long_read(&upm_index_entries);
 		upm_prune_gone = 0;
+		upm_prune_start = jiffies;
 	}
 	while (upm_prune_left && budget--) {
 		entry = list_first_entry_or_null(&upm_index_list,
@@ -214,7 +220,11 @@ upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
 	}
 	if (upm_prune_left)
 		return UPM_PRUNE_CONTINUE;
-	return upm_prune_gone ? UPM_PRUNE_REPEAT : UPM_PRUNE_DONE;
+	/* A pass begun within a second of an exit may have come too early. */
+	if (upm_prune_gone ||
+	    time_before(upm_prune_start, READ_ONCE(upm_last_exit) + HZ))
+		return UPM_PRUNE_REPEAT;
+	return UPM_PRUNE_DONE;
 }
 
 static void upm_prune_workfn(struct work_struct *work)
@@ -224,7 +234,7 @@ static void upm_prune_workfn(struct work_struct *work)
 		queue_delayed_work(system_unbound_wq, &upm_prune_work, 1);
 		break;
 	case UPM_PRUNE_REPEAT:
-		/* Freeing a large address space can take longer than a pass. */
+		/* An exiting process may still be freeing its pages. */
 		queue_delayed_work(system_unbound_wq, &upm_prune_work, HZ);
 		break;
 	case UPM_PRUNE_DONE:
@@ -238,12 +248,15 @@ static void upm_prune_workfn(struct work_struct *work)
  *
  * The exiting process unmaps its pages only after KSM let it go: wait a
  * second for that before checking which pages are gone, and check again
- * while a pass finds some gone.
+ * while a pass finds some gone. A pass already due may start sooner, so it
+ * repeats when it began within a second of the exit.
  */
 void upm_schedule_prune(void)
 {
-	if (atomic_long_read(&upm_index_entries))
+	if (atomic_long_read(&upm_index_entries)) {
+		WRITE_ONCE(upm_last_exit, jiffies);
 		queue_delayed_work(system_unbound_wq, &upm_prune_work, HZ);
+	}
 }
 
 /**

@@ -61,8 +61,8 @@ struct upm_counts {
  * enum upm_prune_state - where a pass over the content index stands
  * @UPM_PRUNE_DONE: the pass is over and found no page gone
  * @UPM_PRUNE_CONTINUE: the pass is not over
- * @UPM_PRUNE_REPEAT: the pass is over and found pages gone; an exiting
- *                    process may still be freeing more
+ * @UPM_PRUNE_REPEAT: the pass is over, but an exiting process may still
+ *                    be freeing pages: pass again later
  */
 enum upm_prune_state {
 	UPM_PRUNE_DONE,
