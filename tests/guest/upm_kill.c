@@ -99,9 +99,9 @@ static bool wait_flag(atomic_int *flag, pid_t pid, double timeout)
 static void test_sigkill(size_t mib)
 {
 	size_t len = mib * MIB, npages = len / PG;
-	struct ksm_stats base, seen;
+	struct ksm_stats base;
 	struct upm_stats ua, ub;
-	long base_rmap, rmap_seen, items = 0;
+	long base_rmap, items = 0;
 	unsigned long idx;
 	double t_kill, t_dead, t0, rate, remaining;
 	bool killed_in_call, ok;
@@ -163,12 +163,7 @@ static void test_sigkill(size_t mib)
 			 "SIGKILL during a %zu MiB MADV_UPM call ends the process within %.0f s\n",
 			 mib, KILL_LIMIT_S);
 
-	ok = ksm_wait_clean(&base, base_rmap, 20000, &seen, &rmap_seen);
-	if (!ok)
-		ksft_print_msg("pages_shared %ld (was %ld) pages_sharing %ld (was %ld) rmap items %ld (was %ld)\n",
-			       seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing,
-			       rmap_seen, base_rmap);
+	ok = ksm_clean_after_exit(&base, base_rmap, 20000);
 	ksft_test_result(ok, "SIGKILL: KSM counters and rmap items back after exit\n");
 	upm_stats_read(&ub);
 	ok = upm_wait_index(ua.index_entries, 10000, &idx);
@@ -303,9 +298,9 @@ static bool oom_try(int attempt, int *status, long *ooms)
 
 static void test_oom(void)
 {
-	struct ksm_stats base, seen;
+	struct ksm_stats base;
 	struct upm_stats ua;
-	long base_rmap, rmap_seen, ooms = 0;
+	long base_rmap, ooms = 0;
 	unsigned long idx;
 	bool ok, in_call = false;
 	int status = 0, attempt;
@@ -334,12 +329,7 @@ static void test_oom(void)
 			 "OOM kill in a memory cgroup (memory.max %s) during MADV_UPM\n",
 			 OOM_MAX);
 
-	ok = ksm_wait_clean(&base, base_rmap, 20000, &seen, &rmap_seen);
-	if (!ok)
-		ksft_print_msg("pages_shared %ld (was %ld) pages_sharing %ld (was %ld) rmap items %ld (was %ld)\n",
-			       seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing,
-			       rmap_seen, base_rmap);
+	ok = ksm_clean_after_exit(&base, base_rmap, 20000);
 	if (!upm_wait_index(ua.index_entries, 10000, &idx)) {
 		ksft_print_msg("index_entries %lu, %lu before\n", idx,
 			       (unsigned long)ua.index_entries);

@@ -475,8 +475,8 @@ static void test_migration(const struct ksm_stats *base, long base_rmap)
 int main(void)
 {
 	struct ksm_settings saved;
-	struct ksm_stats base, seen;
-	long base_rmap, rmap_seen;
+	struct ksm_stats base;
+	long base_rmap;
 	unsigned long idx = 0;
 	char swapdev[64] = "";
 	bool ok, have_swap;
@@ -520,12 +520,7 @@ int main(void)
 		ksft_test_result_skip("migrate_pages: needs two NUMA nodes\n");
 	}
 
-	ok = ksm_wait_clean(&base, base_rmap, 15000, &seen, &rmap_seen);
-	if (!ok)
-		ksft_print_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld) rmap items %ld (was %ld)\n",
-			       seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing,
-			       rmap_seen, base_rmap);
+	ok = ksm_clean_after_exit(&base, base_rmap, 15000);
 	if (!upm_wait_index(0, 10000, &idx)) {
 		ksft_print_msg("index_entries %lu after exit\n", idx);
 		ok = false;

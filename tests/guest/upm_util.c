@@ -817,6 +817,20 @@ bool ksm_wait_clean(const struct ksm_stats *base, long base_rmap,
 	}
 }
 
+bool ksm_clean_after_exit(const struct ksm_stats *base, long base_rmap,
+			  int timeout_ms)
+{
+	struct ksm_stats seen;
+	long rmap_seen;
+
+	if (ksm_wait_clean(base, base_rmap, timeout_ms, &seen, &rmap_seen))
+		return true;
+	upm_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld) rmap items %ld (was %ld)\n",
+		seen.pages_shared, base->pages_shared,
+		seen.pages_sharing, base->pages_sharing, rmap_seen, base_rmap);
+	return false;
+}
+
 bool ksm_counters_match(const pid_t *pids, int n, const struct ksm_stats *base,
 			long base_rmap, const char *label)
 {

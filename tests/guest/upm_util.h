@@ -167,6 +167,12 @@ long proc_ksm_stat(pid_t pid, const char *key);
  * Like ksm_wait_back, and rmap items back at base_rmap too (when
  * base_rmap >= 0); *rmap_seen gets the last count.
  */
+/*
+ * ksm_wait_clean() after the test's processes exited; says what it saw when
+ * the counters or rmap items did not come back.
+ */
+bool ksm_clean_after_exit(const struct ksm_stats *base, long base_rmap,
+			  int timeout_ms);
 bool ksm_wait_clean(const struct ksm_stats *base, long base_rmap,
 		    int timeout_ms, struct ksm_stats *seen, long *rmap_seen);
 /*
