@@ -7,22 +7,21 @@
  * MADV_UPM. Before the call returns, every present anonymous page of the
  * range is merged with an identical KSM page, or becomes a KSM page that
  * later callers merge with. The merging itself is KSM's (see
- * ksm_upm_merge() in mm/ksm.c), so merged pages are KSM pages in every
- * respect; this file keeps the content index through which an identical
- * KSM page is found without walking the stable tree, and the statistics in
+ * ksm_upm_merge() in mm/ksm.c), so merged pages are KSM pages, kept in
+ * KSM's stable tree and found by rmap as KSM finds its own; this file keeps
+ * the content index through which an identical KSM page is found without
+ * walking the stable tree, the administrator's switch and the statistics in
  * /sys/kernel/mm/upm/.
  */
 
 #include <linux/highmem.h>
-#include <linux/jiffies.h>
-#include <linux/list.h>
 #include <linux/kobject.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
+#include <linux/random.h>
 #include <linux/rhashtable.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
-#include <linux/workqueue.h>
 #include <linux/xxhash.h>
 
 #include "upm.h"
@@ -30,7 +29,10 @@
 /*
  * The content index: every KSM page that can take more sharers, filed under
  * the hash of its content. Updated and searched under ksm_thread_mutex only,
- * so entries can be freed as soon as they are unlinked.
+ * so entries can be freed as soon as they are unlinked. KSM keeps it exact:
+ * a page is filed when it becomes a KSM page and leaves when its stable node
+ * is freed or cannot take more sharers (see stable_node_update_index() in
+ * mm/ksm.c); no pass over it is needed.
  */
 static const struct rhashtable_params upm_index_params = {
 	.key_len = sizeof(struct upm_key),
@@ -41,22 +43,15 @@ static const struct rhashtable_params upm_index_params = {
 
 static struct rhltable upm_index;
 static bool upm_index_ready;
-static u64 upm_zero_hash;
-
 /*
- * The pages of an exited process stay KSM pages, and in the index, until
- * KSM finds them freed. Pruning walks this list of all entries, a batch at
- * a time, moving the live ones to the tail.
+ * Seeded at boot: with a known seed, pages of colliding content could be
+ * planted to fill a victim's keys and keep its pages from merging.
  */
-static LIST_HEAD(upm_index_list);
-static unsigned long upm_prune_left;	/* entries left in this pass */
-static unsigned long upm_prune_gone;	/* entries found gone in this pass */
-static unsigned long upm_prune_start;	/* jiffies when this pass started */
-/* jiffies of the last exit of a process with KSM pages */
-static unsigned long upm_last_exit = INITIAL_JIFFIES;
-#define UPM_PRUNE_BATCH		4096
-static void upm_prune_workfn(struct work_struct *work);
-static DECLARE_DELAYED_WORK(upm_prune_work, upm_prune_workfn);
+static u64 upm_hash_seed __ro_after_init;
+static u64 upm_zero_hash __ro_after_init;
+
+/* The administrator's switch, /sys/kernel/mm/upm/enabled. */
+static bool upm_enabled __read_mostly = true;
 
 /* Totals over all calls, for /sys/kernel/mm/upm/. */
 static atomic_long_t upm_calls;
@@ -72,14 +67,14 @@ static atomic_long_t upm_index_entries;
 /**
  * upm_page_key - compute the content index key of a page
  * @page: the page; its content should be stable (write-protected) for the
- *        key to stay true, but a stale key only costs a missed merge
+ *        key to stay true
  * @key: where to store the key
  */
 void upm_page_key(struct page *page, struct upm_key *key)
 {
 	void *addr = kmap_local_page(page);
 
-	key->hash = xxh64(addr, PAGE_SIZE, 0);
+	key->hash = xxh64(addr, PAGE_SIZE, upm_hash_seed);
 	kunmap_local(addr);
 }
 
@@ -109,32 +104,54 @@ bool upm_key_is_zero(const struct upm_key *key, struct page *page)
  */
 void upm_index_init_entry(struct upm_index_entry *entry)
 {
+	entry->keyed = false;
 	entry->indexed = false;
 }
 
 /**
- * upm_index_add - file a KSM page in the content index
- * @entry: the page's entry, not in the index
- * @key: the key of the page's content
+ * upm_index_add - file a KSM page in the content index under its key
+ * @entry: the page's entry, with its key set by upm_index_set_key()
  *
- * Called with ksm_thread_mutex held. Failure (no memory for the index) is
- * not an error: the page only stays out of reach of later lookups.
+ * Called with ksm_thread_mutex held. Does nothing if the entry is in the
+ * index already or has no key. At most UPM_MAX_CANDIDATES entries are kept
+ * per key: beyond that a key is planted or a hash collides, and lookups
+ * would not try them anyway. Failure (no memory for the index) is not an
+ * error: the page only stays out of reach of later lookups.
  */
-void upm_index_add(struct upm_index_entry *entry, const struct upm_key *key)
+void upm_index_add(struct upm_index_entry *entry)
 {
-	if (!upm_index_ready || entry->indexed)
+	struct upm_index_entry *found[UPM_MAX_CANDIDATES];
+
+	if (!upm_index_ready || entry->indexed || !entry->keyed)
 		return;
-	entry->key = *key;
+	if (upm_index_lookup(&entry->key, found, ARRAY_SIZE(found)) ==
+	    ARRAY_SIZE(found))
+		return;
 	if (rhltable_insert(&upm_index, &entry->node, upm_index_params))
 		return;
 	entry->indexed = true;
-	list_add_tail(&entry->list, &upm_index_list);
 	atomic_long_inc(&upm_index_entries);
 }
 
 /**
+ * upm_index_set_key - record the key a KSM page is filed under
+ * @entry: the page's entry
+ * @key: the key of the page's content, taken while it is write-protected
+ *
+ * Called with ksm_thread_mutex held, before the entry is filed.
+ */
+void upm_index_set_key(struct upm_index_entry *entry,
+		       const struct upm_key *key)
+{
+	if (WARN_ON_ONCE(entry->indexed))
+		return;
+	entry->key = *key;
+	entry->keyed = true;
+}
+
+/**
  * upm_index_del - take a KSM page out of the content index
- * @entry: the page's entry, in the index or not
+ * @entry: the page's entry, in the index or not; it keeps its key
  *
  * Called with ksm_thread_mutex held, before the entry is freed.
  */
@@ -144,7 +161,6 @@ void upm_index_del(struct upm_index_entry *entry)
 		return;
 	WARN_ON_ONCE(rhltable_remove(&upm_index, &entry->node,
 				     upm_index_params));
-	list_del(&entry->list);
 	entry->indexed = false;
 	atomic_long_dec(&upm_index_entries);
 }
@@ -181,82 +197,19 @@ int upm_index_lookup(const struct upm_key *key,
 }
 
 /**
- * upm_index_prune - drop the index entries of KSM pages that are gone
- * @alive: tells whether an entry's page is still a KSM page; if not, it
- *         frees the page's stable node, which takes the entry out
- * @budget: how many entries to check at most
+ * upm_merge_allowed - tell whether MADV_UPM may merge now
  *
- * Called with ksm_thread_mutex held. A pass checks every entry that was
- * in the index when it started; it may take several calls.
- *
- * Return: UPM_PRUNE_CONTINUE while the pass is not over; at its end,
- * UPM_PRUNE_REPEAT if it found pages gone or began within a second of a
- * process exit, else UPM_PRUNE_DONE.
+ * Return: 0; -EPERM when the administrator switched UPM off
+ * (/sys/kernel/mm/upm/enabled is 0); -EBUSY while KSM is set to unmerge
+ * everything (/sys/kernel/mm/ksm/run is 2).
  */
-enum upm_prune_state
-upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
-		unsigned long budget)
+int upm_merge_allowed(void)
 {
-	struct upm_index_entry *entry;
-
-	if (!upm_prune_left) {
-		upm_prune_left = atomic_long_read(&upm_index_entries);
-		upm_prune_gone = 0;
-		upm_prune_start = jiffies;
-	}
-	while (upm_prune_left && budget--) {
-		entry = list_first_entry_or_null(&upm_index_list,
-						 struct upm_index_entry, list);
-		if (!entry) {
-			upm_prune_left = 0;
-			break;
-		}
-		upm_prune_left--;
-		if (alive(entry))
-			list_move_tail(&entry->list, &upm_index_list);
-		else
-			upm_prune_gone++;
-		cond_resched();
-	}
-	if (upm_prune_left)
-		return UPM_PRUNE_CONTINUE;
-	/* A pass begun within a second of an exit may have come too early. */
-	if (upm_prune_gone ||
-	    time_before(upm_prune_start, READ_ONCE(upm_last_exit) + HZ))
-		return UPM_PRUNE_REPEAT;
-	return UPM_PRUNE_DONE;
-}
-
-static void upm_prune_workfn(struct work_struct *work)
-{
-	switch (ksm_upm_prune(UPM_PRUNE_BATCH)) {
-	case UPM_PRUNE_CONTINUE:
-		queue_delayed_work(system_unbound_wq, &upm_prune_work, 1);
-		break;
-	case UPM_PRUNE_REPEAT:
-		/* An exiting process may still be freeing its pages. */
-		queue_delayed_work(system_unbound_wq, &upm_prune_work, HZ);
-		break;
-	case UPM_PRUNE_DONE:
-		break;
-	}
-}
-
-/**
- * upm_schedule_prune - prune the index soon, after a process with KSM
- * pages exited
- *
- * The exiting process unmaps its pages only after KSM let it go: wait a
- * second for that before checking which pages are gone, and check again
- * while a pass finds some gone. A pass already due may start sooner, so it
- * repeats when it began within a second of the exit.
- */
-void upm_schedule_prune(void)
-{
-	if (atomic_long_read(&upm_index_entries)) {
-		WRITE_ONCE(upm_last_exit, jiffies);
-		queue_delayed_work(system_unbound_wq, &upm_prune_work, HZ);
-	}
+	if (!READ_ONCE(upm_enabled))
+		return -EPERM;
+	if (ksm_upm_unmerging())
+		return -EBUSY;
+	return 0;
 }
 
 /**
@@ -268,7 +221,8 @@ void upm_schedule_prune(void)
  * Takes mmap_lock for read in batches: must be called without it.
  *
  * Return: 0, -EINTR if a fatal signal arrived (the merges done so far stay
- * valid), or -ENOMEM if memory for KSM's bookkeeping ran out.
+ * valid), -ENOMEM if memory for KSM's bookkeeping ran out, or an error of
+ * upm_merge_allowed() if merging was switched off during the call.
  */
 int upm_merge_range(struct mm_struct *mm, unsigned long start,
 		    unsigned long end)
@@ -316,7 +270,27 @@ static ssize_t time_ns_show(struct kobject *kobj, struct kobj_attribute *attr,
 
 static struct kobj_attribute time_ns_attr = __ATTR_RO(time_ns);
 
+static ssize_t enabled_show(struct kobject *kobj, struct kobj_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%d\n", READ_ONCE(upm_enabled));
+}
+
+static ssize_t enabled_store(struct kobject *kobj, struct kobj_attribute *attr,
+			     const char *buf, size_t count)
+{
+	bool enabled;
+
+	if (kstrtobool(buf, &enabled))
+		return -EINVAL;
+	WRITE_ONCE(upm_enabled, enabled);
+	return count;
+}
+
+static struct kobj_attribute enabled_attr = __ATTR_RW(enabled);
+
 static struct attribute *upm_attrs[] = {
+	&enabled_attr.attr,
 	&calls_attr.attr,
 	&pages_scanned_attr.attr,
 	&pages_merged_attr.attr,
@@ -352,7 +326,8 @@ static int __init upm_init(void)
 
 	if (!zero)
 		return -ENOMEM;
-	upm_zero_hash = xxh64(zero, PAGE_SIZE, 0);
+	upm_hash_seed = get_random_u64();
+	upm_zero_hash = xxh64(zero, PAGE_SIZE, upm_hash_seed);
 	kfree(zero);
 
 	err = rhltable_init(&upm_index, &upm_index_params);

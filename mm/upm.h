@@ -28,14 +28,17 @@ struct upm_key {
 /**
  * struct upm_index_entry - a KSM page's place in the content index
  * @node: link in the index; pages with equal keys share a list
- * @list: link in the list of all entries, which pruning walks
- * @key: the key the page is filed under
+ * @key: the key of the page's content, once @keyed
+ * @keyed: whether @key was computed, so that the page can be filed again
  * @indexed: whether @node is linked into the index
+ *
+ * A KSM page is in the index while it can take more sharers: it leaves when
+ * it is full or has none, and comes back when it can take sharers again.
  */
 struct upm_index_entry {
 	struct rhlist_head node;
-	struct list_head list;
 	struct upm_key key;
+	bool keyed;
 	bool indexed;
 };
 
@@ -57,48 +60,38 @@ struct upm_counts {
 	unsigned long zero;
 };
 
-/**
- * enum upm_prune_state - where a pass over the content index stands
- * @UPM_PRUNE_DONE: the pass is over and found no page gone
- * @UPM_PRUNE_CONTINUE: the pass is not over
- * @UPM_PRUNE_REPEAT: the pass is over, but an exiting process may still
- *                    be freeing pages: pass again later
- */
-enum upm_prune_state {
-	UPM_PRUNE_DONE,
-	UPM_PRUNE_CONTINUE,
-	UPM_PRUNE_REPEAT,
-};
-
 #ifdef CONFIG_UPM
+/* Index entries tried per lookup and kept per key: more are collisions. */
+#define UPM_MAX_CANDIDATES	4
+
+int upm_merge_allowed(void);
 int upm_merge_range(struct mm_struct *mm, unsigned long start,
 		    unsigned long end);
 
 void upm_page_key(struct page *page, struct upm_key *key);
 bool upm_key_is_zero(const struct upm_key *key, struct page *page);
 void upm_index_init_entry(struct upm_index_entry *entry);
-void upm_index_add(struct upm_index_entry *entry, const struct upm_key *key);
+void upm_index_set_key(struct upm_index_entry *entry,
+		       const struct upm_key *key);
+void upm_index_add(struct upm_index_entry *entry);
 void upm_index_del(struct upm_index_entry *entry);
 int upm_index_lookup(const struct upm_key *key,
 		     struct upm_index_entry **found, int max);
-enum upm_prune_state
-upm_index_prune(bool (*alive)(struct upm_index_entry *entry),
-		unsigned long budget);
-void upm_schedule_prune(void);
 
 /* In mm/ksm.c */
 int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
 		  unsigned long end, struct upm_counts *counts);
-enum upm_prune_state ksm_upm_prune(unsigned long budget);
+bool ksm_upm_unmerging(void);
 #else
-static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
-				  unsigned long end)
+static inline int upm_merge_allowed(void)
 {
 	return -EINVAL;
 }
 
-static inline void upm_schedule_prune(void)
+static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
+				  unsigned long end)
 {
+	return -EINVAL;
 }
 #endif
 
