@@ -116,6 +116,57 @@ static bool fork_outlives(int generations)
 	return sh->moved == (long)npages && sh->bad == 0;
 }
 
+/*
+ * Two forks, A and B; A advises its inherited pages itself (its own
+ * rmap_items, in its own anon_vma), then the parent exits: B must still
+ * be reachable, through the parent's items, now B's.
+ */
+static bool siblings_outlive(void)
+{
+	const size_t npages = 256;
+	pid_t a;
+	int status;
+	char *p;
+
+	memset(sh, 0, sizeof(*sh));
+	sh->subreaper = getpid();
+	sh->moved = -1;
+	if (fork() == 0) {
+		p = map_anon(npages * PG, -1);
+		if (!p)
+			_exit(1);
+		fill_pages(p, npages, 0x1f00);
+		if (upm_call(p, npages * PG))
+			_exit(1);
+		a = fork();
+		if (a == 0) {
+			upm_call(p, npages * PG);
+			sh->ready = 1;
+			while (sh->ready != 2)
+				msleep(10);
+			_exit(0);
+		}
+		if (fork() == 0) {
+			while (getppid() != sh->subreaper)
+				msleep(10);
+			sh->merging = proc_ksm_stat(getpid(),
+						    "ksm_merging_pages");
+			sh->moved = move_to_other_node(p, npages);
+			sh->bad = count_bad_pages(p, npages, 0x1f00);
+			sh->ready = 2;
+			_exit(0);
+		}
+		while (!sh->ready)
+			msleep(10);
+		_exit(0);	/* the parent exits first */
+	}
+	while (wait(&status) > 0)
+		;
+	ksft_print_msg("parent gone, sibling advised: the other fork maps %ld merged pages, moved %ld of %zu, %ld damaged\n",
+		       sh->merging, sh->moved, npages, sh->bad);
+	return sh->moved == (long)npages && sh->bad == 0;
+}
+
 /* ---- exits ---- */
 
 static long exit_helper(int idx, int cmd, void *arg)
@@ -212,6 +263,61 @@ static bool exit_during_unmerge(void)
 	}
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
 	       t_exit < t_unmerge / 4;
+}
+
+/*
+ * ksmd passes over an exiting mm without freeing it (the exit does, after
+ * exit_mmap()); a long exit_mmap() under ksmd at full speed spans several
+ * passes, after which the mm's items of the unstable tree must still be
+ * freed cleanly (their age is checked by a BUG_ON).
+ */
+static bool exit_spans_passes(void)
+{
+	struct ksm_stats k0, k;
+	double end;
+	int status;
+	pid_t x;
+	bool ok = false;
+
+	sh->ready = 0;
+	x = fork();
+	if (x == 0) {
+		char *p = map_anon(256 * PG, -1), *big = map_anon(512 * MIB, -1);
+
+		if (!p || !big)
+			_exit(1);
+		fill_pages(p, 256, 0xb000);
+		memset(big, 1, 512 * MIB);
+		if (madvise(p, 256 * PG, MADV_MERGEABLE))
+			_exit(1);
+		sh->ready = 1;
+		while (sh->ready != 2)
+			msleep(10);
+		_exit(0);
+	}
+	while (!sh->ready)
+		msleep(10);
+	ksm_stats_read(&k0);
+	write_str(KSM_SYSFS "pages_to_scan", "1000");
+	write_str(KSM_SYSFS "sleep_millisecs", "0");
+	write_str(KSM_SYSFS "run", "1");
+	for (end = now_sec() + 60; now_sec() < end; msleep(50)) {
+		ksm_stats_read(&k);
+		if (k.full_scans >= k0.full_scans + 3 && k.pages_unshared >= 256) {
+			ok = true;
+			break;
+		}
+	}
+	sh->ready = 2;
+	waitpid(x, &status, 0);
+	msleep(500);		/* more passes while nothing is left */
+	write_str(KSM_SYSFS "run", "0");
+	ksm_stats_read(&k);
+	write_str(KSM_SYSFS "pages_to_scan", saved.pages_to_scan);
+	write_str(KSM_SYSFS "sleep_millisecs", saved.sleep_millisecs);
+	ksft_print_msg("unstable pages before the exit: %s; after: pages_unshared %ld\n",
+		       ok ? "yes" : "no", k.pages_unshared);
+	return ok && WIFEXITED(status) && k.pages_unshared == 0;
 }
 
 /* ---- dead rmap_items ---- */
@@ -610,7 +716,7 @@ int main(void)
 	struct ksm_stats base;
 	long base_rmap;
 
-	upm_test_start(12);
+	upm_test_start(14);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh || ksm_settings_save(&saved))
 		ksft_exit_fail_msg("set-up failed\n");
@@ -624,10 +730,14 @@ int main(void)
 			 "a fork's merged pages still migrate after its parent exited\n");
 	ksft_test_result(fork_outlives(2),
 			 "a grandchild's merged pages still migrate after parent and child exited\n");
+	ksft_test_result(siblings_outlive(),
+			 "a fork's merged pages still migrate after its parent exited and a sibling advised\n");
 	ksft_test_result(exit_is_exact(),
 			 "the index and KSM's counters are back as soon as waitpid() returns\n");
 	ksft_test_result(exit_during_unmerge(),
 			 "an exit does not wait while KSM unmerges everything (run=2)\n");
+	ksft_test_result(exit_spans_passes(),
+			 "an exit that spans several ksmd passes frees the unstable tree's items cleanly\n");
 	ksft_test_result(run_child(remap_many, NULL) == 0,
 			 "advising and unmapping 40 ranges keeps the rmap items bounded\n");
 	ksft_test_result(run_child(discard_readvise, NULL) == 0,
