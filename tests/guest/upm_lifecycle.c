@@ -67,6 +67,36 @@ static long move_to_other_node(char *p, size_t npages)
 	return moved;
 }
 
+/* In a forked child: npages advised pages of the content 0x1f00. */
+static char *advised_region(size_t npages)
+{
+	char *p = map_anon(npages * PG, -1);
+
+	if (!p)
+		_exit(1);
+	fill_pages(p, npages, 0x1f00);
+	if (upm_call(p, npages * PG))
+		_exit(1);
+	return p;
+}
+
+/* Once reparented to the test (its ancestors gone), move the pages. */
+static void measure_when_orphaned(char *p, size_t npages)
+{
+	while (getppid() != sh->subreaper)
+		msleep(10);
+	sh->merging = proc_ksm_stat(getpid(), "ksm_merging_pages");
+	sh->moved = move_to_other_node(p, npages);
+	sh->bad = count_bad_pages(p, npages, 0x1f00);
+}
+
+static void outlive_reset(void)
+{
+	memset(sh, 0, sizeof(*sh));
+	sh->subreaper = getpid();
+	sh->moved = -1;
+}
+
 /*
  * The last of a line of forks (depth processes deep) waits until the
  * others have exited (it is reparented to the test), then moves its
@@ -82,11 +112,7 @@ static void fork_line(char *p, size_t npages, int depth)
 		if (pid > 0)
 			_exit(0);	/* this generation exits first */
 	}
-	while (getppid() != sh->subreaper)
-		msleep(10);
-	sh->merging = proc_ksm_stat(getpid(), "ksm_merging_pages");
-	sh->moved = move_to_other_node(p, npages);
-	sh->bad = count_bad_pages(p, npages, 0x1f00);
+	measure_when_orphaned(p, npages);
 	_exit(0);
 }
 
@@ -94,20 +120,10 @@ static bool fork_outlives(int generations)
 {
 	const size_t npages = 256;
 	int status;
-	char *p;
 
-	memset(sh, 0, sizeof(*sh));
-	sh->subreaper = getpid();
-	sh->moved = -1;
-	if (fork() == 0) {
-		p = map_anon(npages * PG, -1);
-		if (!p)
-			_exit(1);
-		fill_pages(p, npages, 0x1f00);
-		if (upm_call(p, npages * PG))
-			_exit(1);
-		fork_line(p, npages, generations);
-	}
+	outlive_reset();
+	if (fork() == 0)
+		fork_line(advised_region(npages), npages, generations);
 	/* The ancestors exit; the last fork is reparented to this process. */
 	while (wait(&status) > 0)
 		;
@@ -124,22 +140,13 @@ static bool fork_outlives(int generations)
 static bool siblings_outlive(void)
 {
 	const size_t npages = 256;
-	pid_t a;
 	int status;
 	char *p;
 
-	memset(sh, 0, sizeof(*sh));
-	sh->subreaper = getpid();
-	sh->moved = -1;
+	outlive_reset();
 	if (fork() == 0) {
-		p = map_anon(npages * PG, -1);
-		if (!p)
-			_exit(1);
-		fill_pages(p, npages, 0x1f00);
-		if (upm_call(p, npages * PG))
-			_exit(1);
-		a = fork();
-		if (a == 0) {
+		p = advised_region(npages);
+		if (fork() == 0) {
 			upm_call(p, npages * PG);
 			sh->ready = 1;
 			while (sh->ready != 2)
@@ -147,12 +154,7 @@ static bool siblings_outlive(void)
 			_exit(0);
 		}
 		if (fork() == 0) {
-			while (getppid() != sh->subreaper)
-				msleep(10);
-			sh->merging = proc_ksm_stat(getpid(),
-						    "ksm_merging_pages");
-			sh->moved = move_to_other_node(p, npages);
-			sh->bad = count_bad_pages(p, npages, 0x1f00);
+			measure_when_orphaned(p, npages);
 			sh->ready = 2;
 			_exit(0);
 		}
