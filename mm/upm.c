@@ -5,13 +5,14 @@
  * A process that expects a range of its memory to be identical to memory of
  * other processes (a function runtime's model weights, say) advises it with
  * MADV_UPM. Before the call returns, every present anonymous page of the
- * range is merged with an identical KSM page, or becomes a KSM page that
- * later callers merge with. The merging itself is KSM's (see
- * ksm_upm_merge() in mm/ksm.c), so merged pages are KSM pages, kept in
- * KSM's stable tree and found by rmap as KSM finds its own; this file keeps
- * the content index through which an identical KSM page is found without
- * walking the stable tree, the administrator's switch and the statistics in
- * /sys/kernel/mm/upm/.
+ * range is merged with an identical page advised before, if there is one;
+ * a page with no twin yet stays an ordinary private page, recorded as a
+ * candidate, and merges when its twin is advised. The merging itself is
+ * KSM's (see ksm_upm_merge() in mm/ksm.c), so merged pages are KSM pages,
+ * kept in KSM's stable tree and found by rmap as KSM finds its own; this
+ * file keeps the two content indexes through which an identical KSM page or
+ * candidate is found without walking a tree, the administrator's switch and
+ * the statistics in /sys/kernel/mm/upm/.
  */
 
 #include <linux/highmem.h>
@@ -41,7 +42,26 @@ static const struct rhashtable_params upm_index_params = {
 	.automatic_shrinking = true,
 };
 
+/*
+ * The candidate index: advised pages that matched nothing, filed under the
+ * hash of their content when advised. An entry lives in its page's
+ * rmap_item and leaves with it (see remove_rmap_item_from_tree()), when it
+ * is found stale, or when its range is unmapped (__ksm_upm_unmap()). Filed
+ * and looked up under ksm_thread_mutex; munmap takes entries out under the
+ * mm's mmap_lock for write instead, which the rhashtable's own locking
+ * allows. The rmap_items are freed only under ksm_thread_mutex, so what a
+ * lookup returns stays valid; whether it is still a candidate is checked
+ * under its mm's mmap_lock.
+ */
+static const struct rhashtable_params upm_candidate_params = {
+	.key_len = sizeof(struct upm_key),
+	.key_offset = offsetof(struct upm_candidate, key),
+	.head_offset = offsetof(struct upm_candidate, node),
+	.automatic_shrinking = true,
+};
+
 static struct rhltable upm_index;
+static struct rhltable upm_candidates;
 static bool upm_index_ready;
 /*
  * Seeded at boot: with a known seed, pages of colliding content could be
@@ -57,12 +77,14 @@ static bool upm_enabled __read_mostly = true;
 static atomic_long_t upm_calls;
 static atomic_long_t upm_pages_scanned;
 static atomic_long_t upm_pages_merged;
+static atomic_long_t upm_pages_candidate;
 static atomic_long_t upm_pages_new_ksm;
 static atomic_long_t upm_pages_already_merged;
 static atomic_long_t upm_pages_skipped;
 static atomic_long_t upm_pages_zero;
 static atomic64_t upm_time_ns;
 static atomic_long_t upm_index_entries;
+static atomic_long_t upm_candidate_entries;
 
 /**
  * upm_page_key - compute the content index key of a page
@@ -165,6 +187,30 @@ void upm_index_del(struct upm_index_entry *entry)
 	atomic_long_dec(&upm_index_entries);
 }
 
+/*
+ * Collect up to @max objects filed under @key in @table, whose link sits
+ * @params.head_offset bytes into each. The caller holds ksm_thread_mutex.
+ */
+static int upm_table_lookup(struct rhltable *table,
+			    const struct rhashtable_params params,
+			    const struct upm_key *key, void **found, int max)
+{
+	struct rhlist_head *list, *pos;
+	int n = 0;
+
+	if (!upm_index_ready)
+		return 0;
+	rcu_read_lock();
+	list = rhltable_lookup(table, key, params);
+	rhl_for_each_rcu(pos, list) {
+		if (n == max)
+			break;
+		found[n++] = (void *)pos - params.head_offset;
+	}
+	rcu_read_unlock();
+	return n;
+}
+
 /**
  * upm_index_lookup - find KSM pages filed under a key
  * @key: the key of the content looked for
@@ -179,21 +225,64 @@ void upm_index_del(struct upm_index_entry *entry)
 int upm_index_lookup(const struct upm_key *key,
 		     struct upm_index_entry **found, int max)
 {
-	struct upm_index_entry *entry;
-	struct rhlist_head *list, *pos;
-	int n = 0;
+	return upm_table_lookup(&upm_index, upm_index_params, key,
+				(void **)found, max);
+}
 
-	if (!upm_index_ready)
-		return 0;
-	rcu_read_lock();
-	list = rhltable_lookup(&upm_index, key, upm_index_params);
-	rhl_for_each_entry_rcu(entry, pos, list, node) {
-		if (n == max)
-			break;
-		found[n++] = entry;
-	}
-	rcu_read_unlock();
-	return n;
+/**
+ * upm_candidate_add - file an advised page that matched nothing
+ * @cand: the candidate link in the page's rmap_item
+ * @key: the key of the page's content
+ *
+ * Called with ksm_thread_mutex held. At most UPM_MAX_CANDIDATES candidates
+ * are kept per key, as in the content index.
+ *
+ * Return: true if filed; false if the key is full or no memory was left,
+ * and the page cannot be found by its twin.
+ */
+bool upm_candidate_add(struct upm_candidate *cand, const struct upm_key *key)
+{
+	struct upm_candidate *found[UPM_MAX_CANDIDATES];
+
+	if (upm_candidate_lookup(key, found, ARRAY_SIZE(found)) ==
+	    ARRAY_SIZE(found))
+		return false;
+	cand->key = *key;
+	if (rhltable_insert(&upm_candidates, &cand->node, upm_candidate_params))
+		return false;
+	atomic_long_inc(&upm_candidate_entries);
+	return true;
+}
+
+/**
+ * upm_candidate_del - take a candidate out of the candidate index
+ * @cand: a candidate filed by upm_candidate_add()
+ *
+ * Called with ksm_thread_mutex held, or with the mmap_lock for write of
+ * the mm whose page it records.
+ */
+void upm_candidate_del(struct upm_candidate *cand)
+{
+	WARN_ON_ONCE(rhltable_remove(&upm_candidates, &cand->node,
+				     upm_candidate_params));
+	atomic_long_dec(&upm_candidate_entries);
+}
+
+/**
+ * upm_candidate_lookup - find candidates filed under a key
+ * @key: the key of the content looked for
+ * @found: array to fill with the candidates found
+ * @max: size of @found
+ *
+ * Called with ksm_thread_mutex held, as upm_index_lookup().
+ *
+ * Return: the number of candidates stored in @found.
+ */
+int upm_candidate_lookup(const struct upm_key *key,
+			 struct upm_candidate **found, int max)
+{
+	return upm_table_lookup(&upm_candidates, upm_candidate_params, key,
+				(void **)found, max);
 }
 
 /**
@@ -236,6 +325,7 @@ int upm_merge_range(struct mm_struct *mm, unsigned long start,
 	atomic_long_inc(&upm_calls);
 	atomic_long_add(counts.scanned, &upm_pages_scanned);
 	atomic_long_add(counts.merged, &upm_pages_merged);
+	atomic_long_add(counts.candidate, &upm_pages_candidate);
 	atomic_long_add(counts.new_ksm, &upm_pages_new_ksm);
 	atomic_long_add(counts.already_merged, &upm_pages_already_merged);
 	atomic_long_add(counts.skipped, &upm_pages_skipped);
@@ -256,11 +346,13 @@ static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 UPM_COUNTER_ATTR(calls, upm_calls);
 UPM_COUNTER_ATTR(pages_scanned, upm_pages_scanned);
 UPM_COUNTER_ATTR(pages_merged, upm_pages_merged);
+UPM_COUNTER_ATTR(pages_candidate, upm_pages_candidate);
 UPM_COUNTER_ATTR(pages_new_ksm, upm_pages_new_ksm);
 UPM_COUNTER_ATTR(pages_already_merged, upm_pages_already_merged);
 UPM_COUNTER_ATTR(pages_skipped, upm_pages_skipped);
 UPM_COUNTER_ATTR(pages_zero, upm_pages_zero);
 UPM_COUNTER_ATTR(index_entries, upm_index_entries);
+UPM_COUNTER_ATTR(candidates, upm_candidate_entries);
 
 static ssize_t time_ns_show(struct kobject *kobj, struct kobj_attribute *attr,
 			    char *buf)
@@ -294,12 +386,14 @@ static struct attribute *upm_attrs[] = {
 	&calls_attr.attr,
 	&pages_scanned_attr.attr,
 	&pages_merged_attr.attr,
+	&pages_candidate_attr.attr,
 	&pages_new_ksm_attr.attr,
 	&pages_already_merged_attr.attr,
 	&pages_skipped_attr.attr,
 	&pages_zero_attr.attr,
 	&time_ns_attr.attr,
 	&index_entries_attr.attr,
+	&candidates_attr.attr,
 	NULL,
 };
 
@@ -333,6 +427,11 @@ static int __init upm_init(void)
 	err = rhltable_init(&upm_index, &upm_index_params);
 	if (err)
 		return err;
+	err = rhltable_init(&upm_candidates, &upm_candidate_params);
+	if (err) {
+		rhltable_destroy(&upm_index);
+		return err;
+	}
 	upm_index_ready = true;
 	return upm_sysfs_init();
 }

@@ -2,10 +2,12 @@
 /*
  * User-guided page merging (MADV_UPM), private to mm/.
  *
- * madvise(MADV_UPM) merges the present anonymous pages of a range at once,
- * making them KSM pages: mm/ksm.c does the merging with KSM's own machinery
- * under ksm_thread_mutex, mm/upm.c keeps the content index that finds an
- * identical KSM page in O(1) and the statistics.
+ * madvise(MADV_UPM) merges the present anonymous pages of a range at once
+ * with identical pages advised before: mm/ksm.c does the merging with KSM's
+ * own machinery under ksm_thread_mutex, mm/upm.c keeps the two content
+ * indexes that find an identical page in O(1), of KSM pages and of
+ * candidates (advised pages that had no twin yet and stay private), and the
+ * statistics.
  */
 #ifndef _MM_UPM_H
 #define _MM_UPM_H
@@ -18,7 +20,7 @@ struct page;
 
 /**
  * struct upm_key - what the content index is keyed by
- * @hash: 64-bit hash of the page's content; a match is only a candidate,
+ * @hash: 64-bit hash of the page's content; equal keys only suggest a twin,
  *        the pages are compared byte by byte before they are merged
  */
 struct upm_key {
@@ -43,17 +45,37 @@ struct upm_index_entry {
 };
 
 /**
+ * struct upm_candidate - an advised page's place in the candidate index
+ * @node: link in the index; candidates with equal keys share a list
+ * @key: the key of the page's content when it was advised
+ *
+ * Embedded in the page's rmap_item while the page waits, private and
+ * writable, for an identical page to be advised: then both merge into one
+ * KSM page. Its content may have changed since; it is compared first.
+ */
+struct upm_candidate {
+	struct rhlist_head node;
+	struct upm_key key;
+};
+
+/**
  * struct upm_counts - what one MADV_UPM call did with the pages it found
  * @scanned: present anonymous pages looked at
- * @merged: pages replaced by an identical page merged before
- * @new_ksm: pages that became KSM pages themselves
+ * @merged: pages that now share a page with an identical page advised
+ *          before: a KSM page, a candidate, or the zero page
+ * @candidate: pages with no twin yet, left private and recorded
+ * @new_ksm: KSM pages made, each of a candidate and a page merged with it
  * @already_merged: pages that were KSM pages mapped here already
  * @skipped: pages that could not be merged now (pinned, locked, changing)
  * @zero: zero-filled pages among @scanned
+ *
+ * Every page scanned is counted once in @merged, @candidate,
+ * @already_merged or @skipped.
  */
 struct upm_counts {
 	unsigned long scanned;
 	unsigned long merged;
+	unsigned long candidate;
 	unsigned long new_ksm;
 	unsigned long already_merged;
 	unsigned long skipped;
@@ -77,6 +99,10 @@ void upm_index_add(struct upm_index_entry *entry);
 void upm_index_del(struct upm_index_entry *entry);
 int upm_index_lookup(const struct upm_key *key,
 		     struct upm_index_entry **found, int max);
+bool upm_candidate_add(struct upm_candidate *cand, const struct upm_key *key);
+void upm_candidate_del(struct upm_candidate *cand);
+int upm_candidate_lookup(const struct upm_key *key,
+			 struct upm_candidate **found, int max);
 
 /* In mm/ksm.c */
 int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
@@ -92,6 +118,10 @@ static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
 				  unsigned long end)
 {
 	return -EINVAL;
+}
+
+static inline void upm_candidate_del(struct upm_candidate *cand)
+{
 }
 #endif
 
