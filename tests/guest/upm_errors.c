@@ -199,9 +199,9 @@ static void test_hole(void)
 	upm_stats_print("first caller", &sh->d[1]);
 	CHECK(r == 0, "first caller: madvise(MADV_UPM) failed: %s\n",
 	      strerror(r));
-	CHECK(sh->d[1].pages_new_ksm == 3 * PART,
-	      "first caller: expected pages_new_ksm +%d, saw %+ld\n",
-	      3 * PART, (long)sh->d[1].pages_new_ksm);
+	CHECK(sh->d[1].pages_candidate == 3 * PART,
+	      "first caller: expected pages_candidate +%d, saw %+ld\n",
+	      3 * PART, (long)sh->d[1].pages_candidate);
 	r = worker_call(&w[0], CMD_HOLE);
 	CHECK(r == 0, "hole helper failed\n");
 	upm_stats_print("part|hole|part", &sh->d[0]);
@@ -325,8 +325,9 @@ static void test_after_kill(void)
 		CHECK(worker_call(&w[i], CMD_SETUP) == 0, "setup failed\n");
 		CHECK(worker_call(&w[i], CMD_ADVISE) == 0,
 		      "madvise(MADV_UPM) failed after the kill\n");
-		worker_call(&w[i], CMD_MEASURE);
 	}
+	for (i = 0; i < 2; i++)
+		worker_call(&w[i], CMD_MEASURE);
 	for (j = 0; j < 3 * PART; j++)
 		if (!sh->pfn[0][j] || sh->pfn[0][j] != sh->pfn[1][j])
 			differ++;

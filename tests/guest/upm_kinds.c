@@ -106,10 +106,13 @@ static int zero_case(void *arg)
 		      "after a write ksm_zero_pages %ld, expected %ld\n",
 		      kc.ksm_zero_pages, kb.ksm_zero_pages - 1);
 	} else {
-		CHECK(d.pages_merged + d.pages_new_ksm == n &&
+		/* The first page is a candidate its twins merge with. */
+		CHECK(d.pages_merged + d.pages_candidate == n &&
+		      d.pages_new_ksm == d.pages_candidate &&
 		      d.pages_new_ksm <= 1,
-		      "expected merged+new_ksm = %zu with new_ksm <= 1, saw %ld + %ld\n",
-		      n, (long)d.pages_merged, (long)d.pages_new_ksm);
+		      "expected merged+candidate = %zu with candidate = new_ksm <= 1, saw %ld + %ld, new_ksm %ld\n",
+		      n, (long)d.pages_merged, (long)d.pages_candidate,
+		      (long)d.pages_new_ksm);
 		CHECK(same == n && zero == 0,
 		      "%zu of %zu pages share the first frame %#lx, %zu map the zero page\n",
 		      same, n, (long)pfn[0], zero);
@@ -287,12 +290,13 @@ static void test_thp(void)
 		for (j = 0; j < n; j++)
 			differ += sh->pfn[0][j] != sh->pfn[1][j] ||
 				  !sh->pfn[0][j];
-		CHECK(d[0].pages_new_ksm == n,
-		      "first caller: expected new_ksm +%zu, saw %+ld\n", n,
+		CHECK(d[0].pages_candidate == n && !d[0].pages_new_ksm,
+		      "first caller: expected candidate +%zu new_ksm +0, saw %+ld %+ld\n",
+		      n, (long)d[0].pages_candidate,
 		      (long)d[0].pages_new_ksm);
-		CHECK(d[1].pages_merged == n,
-		      "second caller: expected merged +%zu, saw %+ld\n", n,
-		      (long)d[1].pages_merged);
+		CHECK(d[1].pages_merged == n && d[1].pages_new_ksm == n,
+		      "second caller: expected merged and new_ksm +%zu, saw %+ld %+ld\n",
+		      n, (long)d[1].pages_merged, (long)d[1].pages_new_ksm);
 		CHECK(differ == 0, "%zu of %zu pages not shared\n", differ, n);
 		CHECK(!sh->bad[0] && !sh->bad[1],
 		      "contents changed: %ld %ld pages\n", sh->bad[0],
@@ -337,14 +341,14 @@ static void test_file(void)
 	ksm_stats_read(&base);
 	ok = run_pair(w, d);
 	if (ok) {
-		CHECK(d[0].pages_new_ksm == FILE_DIRTY &&
+		CHECK(d[0].pages_candidate == FILE_DIRTY &&
 		      d[0].pages_merged == 0,
-		      "first caller: expected new_ksm +%d merged +0, saw %+ld %+ld\n",
-		      FILE_DIRTY, (long)d[0].pages_new_ksm,
+		      "first caller: expected candidate +%d merged +0, saw %+ld %+ld\n",
+		      FILE_DIRTY, (long)d[0].pages_candidate,
 		      (long)d[0].pages_merged);
 		CHECK(d[1].pages_merged == FILE_DIRTY &&
-		      d[1].pages_new_ksm == 0,
-		      "second caller: expected merged +%d new_ksm +0, saw %+ld %+ld\n",
+		      d[1].pages_new_ksm == FILE_DIRTY,
+		      "second caller: expected merged and new_ksm +%d, saw %+ld %+ld\n",
 		      FILE_DIRTY, (long)d[1].pages_merged,
 		      (long)d[1].pages_new_ksm);
 		for (j = 0; j < FILE_PAGES; j++) {
@@ -352,11 +356,15 @@ static void test_file(void)
 			bool good = sh->pfn[0][j] && sh->pfn[0][j] ==
 				    sh->pfn[1][j];
 
-			/* clean pages stay the page-cache frame */
+			/*
+			 * Clean pages stay the page-cache frame; of two dirty
+			 * copies, one was replaced by the other.
+			 */
 			if (!dirty)
 				good &= sh->pfn[0][j] == sh->pfn_before[0][j];
 			else
-				good &= sh->pfn[1][j] != sh->pfn_before[1][j];
+				good &= sh->pfn[0][j] != sh->pfn_before[0][j] ||
+					sh->pfn[1][j] != sh->pfn_before[1][j];
 			if (!good && bad++ < 3)
 				ksft_print_msg("page %zu (%s): pfns %#lx %#lx, before %#lx %#lx\n",
 					       j, dirty ? "dirty" : "clean",
@@ -491,9 +499,9 @@ static int mixed_case(void *arg)
 	upm_stats_print("mixed range", &d);
 	CHECK(r == 0, "madvise(MADV_UPM) returned %s, expected 0\n",
 	      strerror(r));
-	CHECK(d.pages_scanned == 2 * n && d.pages_new_ksm == 2 * n,
-	      "expected scanned and new_ksm +%zu (private parts only), saw %+ld %+ld\n",
-	      2 * n, (long)d.pages_scanned, (long)d.pages_new_ksm);
+	CHECK(d.pages_scanned == 2 * n && d.pages_candidate == 2 * n,
+	      "expected scanned and candidate +%zu (private parts only), saw %+ld %+ld\n",
+	      2 * n, (long)d.pages_scanned, (long)d.pages_candidate);
 	CHECK(vma_mergeable(p1) && vma_mergeable(p3) && !vma_mergeable(p2),
 	      "VM_MERGEABLE: private %d %d shared %d, expected 1 1 0\n",
 	      vma_mergeable(p1), vma_mergeable(p3), vma_mergeable(p2));
@@ -573,30 +581,37 @@ static int partial_case(void *arg)
 	return fail;
 }
 
-/* a read-only private mapping of written pages merges too */
+/* a read-only private mapping of written pages merges too: two copies */
 static int readonly_case(void *arg)
 {
-	size_t n = 32;
+	size_t n = 32, j;
 	struct upm_stats a, b, d;
-	char *p = map_anon(n * PG, -1);
+	char *p = map_anon(2 * n * PG, -1);
 	int fail = 0, r;
 	(void)arg;
 
 	if (!p)
 		return 1;
-	fill_pages(p, n, 0x4900);
-	mprotect(p, n * PG, PROT_READ);
+	for (j = 0; j < 2 * n; j++)
+		fill_page(p + j * PG, 0x4900, j % n);
+	mprotect(p, 2 * n * PG, PROT_READ);
 	upm_stats_read(&a);
-	r = upm_call(p, n * PG);
+	r = upm_call(p, 2 * n * PG);
 	upm_stats_read(&b);
 	upm_stats_delta(&a, &b, &d);
 	upm_stats_print("read-only", &d);
 	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
-	CHECK(d.pages_scanned == n && d.pages_new_ksm == n,
-	      "expected scanned and new_ksm +%zu, saw %+ld %+ld\n", n,
-	      (long)d.pages_scanned, (long)d.pages_new_ksm);
-	CHECK(count_bad_pages(p, n, 0x4900) == 0, "contents changed\n");
-	munmap(p, n * PG);
+	CHECK(d.pages_scanned == 2 * n && d.pages_candidate == n &&
+	      d.pages_merged == n && d.pages_new_ksm == n,
+	      "expected scanned +%zu, candidate, merged and new_ksm +%zu, saw %+ld %+ld %+ld %+ld\n",
+	      2 * n, n, (long)d.pages_scanned, (long)d.pages_candidate,
+	      (long)d.pages_merged, (long)d.pages_new_ksm);
+	for (j = 0; j < n; j++)
+		CHECK(pfn_of(p + j * PG) == pfn_of(p + (n + j) * PG),
+		      "copies of page %zu do not share a frame\n", j);
+	CHECK(count_bad_pages(p, n, 0x4900) == 0 &&
+	      count_bad_pages(p + n * PG, n, 0x4900) == 0, "contents changed\n");
+	munmap(p, 2 * n * PG);
 	return fail;
 }
 
@@ -637,9 +652,10 @@ static int many_case(void *arg)
 	ksft_print_msg("600 identical pages: %zu frames, the most shared mapped %ld times (max_page_sharing %lu)\n",
 		       frames, most, maxshare);
 	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
-	CHECK(d.pages_merged + d.pages_new_ksm == n && d.pages_skipped == 0,
-	      "expected merged+new_ksm = %zu and no skips, saw %ld + %ld, skipped %ld\n",
-	      n, (long)d.pages_merged, (long)d.pages_new_ksm,
+	CHECK(d.pages_merged + d.pages_candidate == n &&
+	      d.pages_skipped == 0,
+	      "expected merged+candidate = %zu and no skips, saw %ld + %ld, skipped %ld\n",
+	      n, (long)d.pages_merged, (long)d.pages_candidate,
 	      (long)d.pages_skipped);
 	CHECK(most <= (long)maxshare, "a frame is mapped %ld times, more than max_page_sharing %lu\n",
 	      most, maxshare);
@@ -651,9 +667,11 @@ static int many_case(void *arg)
 }
 
 /*
- * khugepaged must not undo merging. After merging, a write to half of each
- * former THP leaves KSM pages (mapped once, as a first caller's are) beside
- * writable copies, which is what khugepaged looks for to collapse a range.
+ * khugepaged must not undo merging. Two copies merge; once the copy is
+ * unmapped, its twins' KSM pages are mapped once and look private to
+ * khugepaged's max_ptes_shared check; a write to a quarter of each former
+ * THP gives it the writable PTEs it wants to collapse the range, copying
+ * the KSM pages out. KSM pages must count as shared.
  */
 #define KHP "/sys/kernel/mm/transparent_hugepage/khugepaged/"
 
@@ -669,17 +687,22 @@ static int khugepaged_case(void *arg)
 	static uint64_t before[8 * MIB / PG], after[8 * MIB / PG];
 	unsigned long scans0 = 0, scans = 0;
 	struct vma_info vi;
-	char *p = map_anon(n * PG, 1);
+	char *p = map_anon(n * PG, 1), *copy = map_anon(n * PG, 1);
 	int fail = 0, r, i, set, waited;
 	(void)arg;
 
-	if (!p)
+	if (!p || !copy)
 		return 1;
 	fill_pages(p, n, 0x4b00);
+	fill_pages(copy, n, 0x4b00);
+	r = upm_call(copy, n * PG);
+	CHECK(r == 0, "madvise(MADV_UPM) of the copy: %s\n", strerror(r));
 	r = upm_call(p, n * PG);
 	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	munmap(copy, n * PG);
+	copy = NULL;
 	for (j = 0; j < n; j++)
-		if (j % (2 * MIB / PG) >= MIB / PG)
+		if (j % (2 * MIB / PG) >= 3 * MIB / 2 / PG)
 			fill_page(p + j * PG, 0x4b00, j);	/* copy on write */
 	/*
 	 * Merging marked the KSM pages accessed: per-cpu LRU batches hold
@@ -709,16 +732,79 @@ static int khugepaged_case(void *arg)
 		return SKIP_RC;	/* no khugepaged to tune */
 	pfns_of(p, n, after);
 	for (j = 0; j < n; j++)
-		if (j % (2 * MIB / PG) < MIB / PG)	/* not written */
+		if (j % (2 * MIB / PG) < 3 * MIB / 2 / PG)	/* not written */
 			moved += before[j] != after[j];
 	vma_info(p, &vi);
 	ksft_print_msg("khugepaged: %lu full scans in %d ms; %zu of %zu merged pages moved, AnonHugePages %ld kB\n",
-		       scans - scans0, waited, moved, n / 2, vi.anon_huge_kb);
+		       scans - scans0, waited, moved, 3 * n / 4, vi.anon_huge_kb);
 	CHECK(scans >= scans0 + 2, "khugepaged did not finish two scans\n");
 	CHECK(moved == 0 && vi.anon_huge_kb == 0,
 	      "khugepaged collapsed merged pages into THPs\n");
 	CHECK(count_bad_pages(p, n, 0x4b00) == 0, "contents changed\n");
 	munmap(p, n * PG);
+	return fail;
+}
+
+/*
+ * Unique content stays as it was: private, writable without a fault, and
+ * huge. Only a twin advised later would make its pages KSM pages.
+ */
+static int unique_case(void *arg)
+{
+	size_t n = 4 * MIB / PG, j, moved = 0;
+	static uint64_t before[4 * MIB / PG], after[4 * MIB / PG];
+	struct vma_info v0, v1;
+	struct upm_stats a, b, d;
+	struct ksm_stats ka, kb;
+	char *p = map_anon(n * PG, 1);
+	int fail = 0, r;
+	(void)arg;
+
+	if (!p)
+		return 1;
+	fill_pages(p, n, 0x4c00);
+	vma_info(p, &v0);
+	pfns_of(p, n, before);
+	upm_stats_read(&a);
+	ksm_stats_read(&ka);
+	r = upm_call(p, n * PG);
+	upm_stats_read(&b);
+	ksm_stats_read(&kb);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("unique content", &d);
+	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	CHECK(d.pages_candidate == n && d.pages_merged == 0 &&
+	      d.pages_new_ksm == 0 && d.candidates == n,
+	      "expected candidate +%zu (now in the index +%zu), merged and new_ksm +0, saw %+ld (%+ld) %+ld %+ld\n",
+	      n, n, (long)d.pages_candidate, (long)d.candidates,
+	      (long)d.pages_merged, (long)d.pages_new_ksm);
+	CHECK(kb.pages_shared == ka.pages_shared &&
+	      kb.pages_sharing == ka.pages_sharing,
+	      "pages_shared %+ld pages_sharing %+ld, expected no KSM page\n",
+	      kb.pages_shared - ka.pages_shared,
+	      kb.pages_sharing - ka.pages_sharing);
+	vma_info(p, &v1);
+	ksft_print_msg("unique content: AnonHugePages %ld kB before, %ld kB after\n",
+		       v0.anon_huge_kb, v1.anon_huge_kb);
+	CHECK(v1.anon_huge_kb == v0.anon_huge_kb,
+	      "THPs of unique content were split\n");
+	/* A write to every page: in place, no copy-on-write. */
+	for (j = 0; j < n; j++)
+		p[j * PG + 8] ^= 1;
+	pfns_of(p, n, after);
+	for (j = 0; j < n; j++) {
+		moved += before[j] != after[j];
+		p[j * PG + 8] ^= 1;
+	}
+	CHECK(moved == 0,
+	      "after a write to each page: %zu moved (copied on write)\n",
+	      moved);
+	CHECK(count_bad_pages(p, n, 0x4c00) == 0, "contents changed\n");
+	munmap(p, n * PG);
+	upm_stats_read(&b);
+	CHECK(b.candidates == a.candidates,
+	      "munmap left %+ld candidates in the index\n",
+	      (long)(b.candidates - a.candidates));
 	return fail;
 }
 
@@ -747,7 +833,7 @@ static void restore(void)
 
 int main(void)
 {
-	upm_test_start(14);
+	upm_test_start(15);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -767,6 +853,7 @@ int main(void)
 	test_single(partial_case, "advising the middle of a VMA: only that part scanned and VM_MERGEABLE");
 	test_single(readonly_case, "written pages in a read-only private mapping merge");
 	test_single(many_case, "600 identical pages: all merged, no frame beyond max_page_sharing");
-	test_single(khugepaged_case, "khugepaged leaves merged pages alone when half of each THP was written");
+	test_single(unique_case, "unique content stays private, writable in place and huge; munmap takes its candidates");
+	test_single(khugepaged_case, "khugepaged leaves merged pages alone when their twins are gone and a quarter of each THP was written");
 	ksft_finished();
 }

@@ -222,11 +222,11 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 		if (worker_call(&w[i], CMD_SETUP))
 			ok = false;
 	}
-	/* helper 1 makes the KSM pages, helper 0 holds a pin and advises */
+	/* helper 1 records candidates, helper 0 holds a pin and advises */
 	r = worker_call_counted(&w[1], CMD_ADVISE, "first caller (no pin)", &d);
-	if (d.pages_new_ksm != NPAGES) {
-		ksft_print_msg("%s: first caller: expected pages_new_ksm +%d, saw %+ld\n",
-			       name, NPAGES, (long)d.pages_new_ksm);
+	if (d.pages_candidate != NPAGES) {
+		ksft_print_msg("%s: first caller: expected pages_candidate +%d, saw %+ld\n",
+			       name, NPAGES, (long)d.pages_candidate);
 		ok = false;
 	}
 	if (r) {

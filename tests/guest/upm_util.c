@@ -109,7 +109,7 @@ long file_field(const char *path, const char *key)
 static const char *const upm_names[] = {
 	"calls", "pages_scanned", "pages_merged", "pages_new_ksm",
 	"pages_already_merged", "pages_skipped", "pages_zero", "time_ns",
-	"index_entries",
+	"index_entries", "pages_candidate", "candidates",
 };
 
 static unsigned long *upm_field(struct upm_stats *s, int i)
@@ -118,6 +118,7 @@ static unsigned long *upm_field(struct upm_stats *s, int i)
 		&s->calls, &s->pages_scanned, &s->pages_merged,
 		&s->pages_new_ksm, &s->pages_already_merged, &s->pages_skipped,
 		&s->pages_zero, &s->time_ns, &s->index_entries,
+		&s->pages_candidate, &s->candidates,
 	};
 	return f[i];
 }
@@ -155,22 +156,22 @@ void upm_stats_delta(const struct upm_stats *a, const struct upm_stats *b,
 
 void upm_stats_print(const char *label, const struct upm_stats *d)
 {
-	upm_msg("%s: calls %ld scanned %ld merged %ld new_ksm %ld already %ld skipped %ld zero %ld time_ns %ld index_entries %ld\n",
+	upm_msg("%s: calls %ld scanned %ld merged %ld candidate %ld new_ksm %ld already %ld skipped %ld zero %ld time_ns %ld index_entries %ld candidates %ld\n",
 		label, (long)d->calls, (long)d->pages_scanned,
-		(long)d->pages_merged, (long)d->pages_new_ksm,
-		(long)d->pages_already_merged, (long)d->pages_skipped,
-		(long)d->pages_zero, (long)d->time_ns,
-		(long)d->index_entries);
+		(long)d->pages_merged, (long)d->pages_candidate,
+		(long)d->pages_new_ksm, (long)d->pages_already_merged,
+		(long)d->pages_skipped, (long)d->pages_zero, (long)d->time_ns,
+		(long)d->index_entries, (long)d->candidates);
 }
 
 bool upm_stats_balanced(const struct upm_stats *d, const char *label)
 {
-	unsigned long sum = d->pages_merged + d->pages_new_ksm +
+	unsigned long sum = d->pages_merged + d->pages_candidate +
 			    d->pages_already_merged + d->pages_skipped;
 
-	if (sum == d->pages_scanned)
+	if (sum == d->pages_scanned && d->pages_new_ksm <= d->pages_merged)
 		return true;
-	upm_msg("%s: counters do not add up: scanned %ld != merged+new_ksm+already+skipped = %ld\n",
+	upm_msg("%s: counters do not add up: scanned %ld != merged+candidate+already+skipped = %ld, or new_ksm > merged\n",
 		label, (long)d->pages_scanned, (long)sum);
 	return false;
 }

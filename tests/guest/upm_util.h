@@ -34,7 +34,7 @@ long file_field(const char *path, const char *key);
 struct upm_stats {
 	unsigned long calls, pages_scanned, pages_merged, pages_new_ksm,
 		      pages_already_merged, pages_skipped, pages_zero, time_ns,
-		      index_entries;
+		      index_entries, pages_candidate, candidates;
 };
 /* 0 on success, -1 when /sys/kernel/mm/upm/ is missing or unreadable. */
 int upm_stats_read(struct upm_stats *s);
@@ -42,7 +42,10 @@ int upm_stats_read(struct upm_stats *s);
 void upm_stats_delta(const struct upm_stats *a, const struct upm_stats *b,
 		     struct upm_stats *d);
 void upm_stats_print(const char *label, const struct upm_stats *d);
-/* Checks scanned == merged + new_ksm + already_merged + skipped. */
+/*
+ * Checks scanned == merged + candidate + already_merged + skipped, and that
+ * no more KSM pages were made than pages merged (one per pair).
+ */
 bool upm_stats_balanced(const struct upm_stats *d, const char *label);
 bool upm_present(void);
 /*
