@@ -10,15 +10,20 @@
  *             [--no-ksm]
  *
  * Every size is measured in repetitions with fresh processes:
- *   A fills a buffer and advises it (first call: its pages become KSM pages),
+ *   A fills a buffer and advises it (first call: no page has a twin yet, so
+ *     every page stays private, recorded as a candidate),
  *   B fills an identical buffer on its own, measures the floor on it (memcmp
  *     against a second identical buffer, a 64-bit hash, memcpy, a compare
  *     loop over 8-byte words), then advises
- *     it while A is alive (merging call: every page merges),
+ *     it while A is alive (merging call: every page merges with A's
+ *     candidate into a new KSM page),
  *   C fills a buffer of which every other page equals A's and advises it
  *     (half-duplicate mix),
  *   B writes one byte per page of its merged buffer (copy-on-write), then
- *     once more (the pages are private now).
+ *     once more (the pages are private now),
+ *   D fills a buffer of its own content, advises it (unique call), and
+ *     writes one byte per page of it, then once more: advised unique
+ *     memory against private memory.
  * Then all exit, and KSM's pages_shared and pages_sharing must come back to
  * where they were. KSM repetitions do the same with MADV_MERGEABLE and let
  * ksmd run (at its defaults, then at its fastest) until pages_sharing grows
@@ -562,7 +567,7 @@ static void upm_rep(long size, int rep)
 {
 	size_t n = size * MIB / PG;
 	uint64_t p = seed_of(size, rep, 1), q = seed_of(size, rep, 2);
-	struct worker w[3] = { 0 };
+	struct worker w[4] = { 0 };
 	struct counters base, c0, c1;
 	struct reply r;
 	const char *step;
@@ -621,14 +626,32 @@ static void upm_rep(long size, int rep)
 	row("cow_merged", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
 	row("cow_private", size, rep, r.t[1], n, NULL, NULL, 0, 0, 0);
 
+	STEP("unique call and writes (D)");
+	if (spawn(&w[3]) ||
+	    rpc(&w[3], OP_FILL, FILL_SAME, n, seed_of(size, rep, 4), 0, &r))
+		goto fail;
+	snap(&c0);
+	if (rpc(&w[3], OP_UPM, 0, n, 0, 0, &r))
+		goto fail;
+	snap(&c1);
+	row("unique_call", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
+	if (c1.merged != c0.merged || c1.new_ksm != c0.new_ksm)
+		error("unique call merged %ld pages, made %ld KSM pages (size %ld rep %d)",
+		      c1.merged - c0.merged, c1.new_ksm - c0.new_ksm, size,
+		      rep);
+	if (rpc(&w[3], OP_COW, 0, n, 0, 0, &r))
+		goto fail;
+	row("write_unique", size, rep, r.t[0], n, NULL, NULL, 0, 0, 0);
+	row("write_private", size, rep, r.t[1], n, NULL, NULL, 0, 0, 0);
+
 	STEP("exit");
-	finish(w, 3);
+	finish(w, 4);
 	check_restored(size, rep, &base);
 	return;
 fail:
 	error("UPM step '%s' failed for size %ld rep %d: %s", step, size, rep,
 	      strerror(r.err));
-	finish(w, 3);
+	finish(w, 4);
 #undef STEP
 }
 

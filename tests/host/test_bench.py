@@ -21,8 +21,10 @@ SIZE = 16
 PAGES = SIZE * 1024 * 1024 // 4096
 TIMED = ["first_call", "merging_call", "half_call", "upm_total", "memcmp",
          "cmp_words", "hash64", "memcpy", "cow_merged", "cow_private",
+         "unique_call", "write_unique", "write_private",
          "ksm_fastest", "ksm_default"]
 RATIOS = ["merge_vs_memcmp", "merge_vs_cmp_words", "cow_merged_over_private",
+          "write_unique_over_private",
           "ksm_fastest_over_upm", "ksm_default_over_upm"]
 
 
@@ -86,6 +88,8 @@ class Bench(unittest.TestCase):
         self.assertEqual(int(r["pages"]), PAGES)
         self.assertEqual(float(r["merged"]), PAGES)
         self.assertEqual(float(self.row("half_call")["merged"]), PAGES // 2)
+        self.assertEqual(float(self.row("first_call")["merged"]), 0)
+        self.assertEqual(float(self.row("unique_call")["merged"]), 0)
         self.assertEqual(float(self.row("ksm_fastest")["target"]), PAGES)
 
     def test_state_restored(self):
