@@ -671,7 +671,7 @@ static int many_case(void *arg)
  * unmapped, its twins' KSM pages are mapped once and look private to
  * khugepaged's max_ptes_shared check; a write to a quarter of each former
  * THP gives it the writable PTEs it wants to collapse the range, copying
- * the KSM pages out. KSM pages must count as shared.
+ * the KSM pages out.
  */
 #define KHP "/sys/kernel/mm/transparent_hugepage/khugepaged/"
 
