@@ -3,10 +3,12 @@
  * MADV_UPM across processes: N processes each write the same buffer on
  * their own, advise it in turn, and end up mapping one KSM page per page
  * of content; the counters account for every page. Also: a buffer of which
- * only half is duplicate content merges exactly that half.
+ * only half is duplicate content merges exactly that half, and pages that
+ * another CPU still holds in its LRU batch merge all the same.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,10 @@
 
 #define MAXN 4
 #define HALF_DUP_PAGES (16 * MIB / PG)
+/* not a multiple of the LRU batch's 31: pages are left in it */
+#define REMOTE_BATCH_PAGES 1020
 
-enum { CMD_SETUP = 1, CMD_ADVISE, CMD_MEASURE };
+enum { CMD_SETUP = 1, CMD_SETUP_ON_CPU1, CMD_ADVISE, CMD_MEASURE };
 
 enum layout {
 	ALL_SAME,	/* every process: page j = (seed, j) */
@@ -48,19 +52,39 @@ static uint64_t page_seed(int proc, size_t j)
 	return sh->seed;
 }
 
+static int run_on_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
 static long helper(int idx, int cmd, void *arg)
 {
 	size_t len = sh->npages * PG, j;
+	int r;
 	(void)arg;
 
 	switch (cmd) {
 	case CMD_SETUP:
-		buf = map_anon(len, 0);
+	case CMD_SETUP_ON_CPU1:
+		/*
+		 * Faulted in on CPU 1, advised on CPU 0: the last pages stay
+		 * in CPU 1's LRU batch, with a reference that keeps them from
+		 * being write-protected until lru_add_drain_all().
+		 */
+		if (cmd == CMD_SETUP_ON_CPU1 && (r = run_on_cpu(1)))
+			return r;
+		buf = map_anon(len, -1);
 		if (!buf)
 			return -ENOMEM;
 		for (j = 0; j < sh->npages; j++)
 			fill_page(buf + j * PG, page_seed(idx, j), j);
 		sh->csum_before[idx] = checksum(buf, len);
+		if (cmd == CMD_SETUP_ON_CPU1 && (r = run_on_cpu(0)))
+			return r;
 		return 0;
 	case CMD_ADVISE:
 		return upm_call(buf, len);
@@ -408,6 +432,93 @@ report:
 			 "half duplicate: KSM counters back after exit\n");
 }
 
+/*
+ * Pages of the second and third caller faulted in on another CPU: their
+ * first merge attempt fails on the batch's reference, and the call must
+ * retry them, with a candidate's page (second caller) and with a KSM page
+ * (third caller), not give up on them nor record them as candidates.
+ */
+static void test_remote_batch(size_t npages)
+{
+	struct worker w[3];
+	struct ksm_stats base, ka, kb;
+	struct upm_stats d;
+	bool ok_cnt = true, ok_pfn = true;
+	size_t j, bad = 0;
+	double secs;
+	int i, r;
+
+	ksm_stats_read(&base);
+	sh->npages = npages;
+	sh->seed = 0x4000;
+	sh->layout = ALL_SAME;
+	for (i = 0; i < 3; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		r = (int)worker_call(&w[i], i ? CMD_SETUP_ON_CPU1 : CMD_SETUP);
+		if (r) {
+			ksft_print_msg("helper %d: set-up failed: %s\n", i,
+				       strerror(-r));
+			ok_cnt = ok_pfn = false;
+			i++;
+			goto report;
+		}
+		r = advise(&w[i], &d, &ka, &kb, &secs);
+		upm_stats_print(i == 0 ? "remote batch, first" :
+				i == 1 ? "remote batch, second" :
+				"remote batch, third", &d);
+		if (r) {
+			ksft_print_msg("helper %d: madvise failed: %s\n", i,
+				       strerror(r));
+			ok_cnt = false;
+		}
+		ok_cnt &= upm_stats_balanced(&d, "remote batch");
+		if (i == 0) {
+			ok_cnt &= expect("first caller", "pages_candidate delta",
+					 npages, d.pages_candidate);
+			continue;
+		}
+		ok_cnt &= expect(i == 1 ? "second caller" : "third caller",
+				 "pages_merged delta", npages, d.pages_merged);
+		ok_cnt &= expect(i == 1 ? "second caller" : "third caller",
+				 "pages_candidate delta", 0, d.pages_candidate);
+		ok_cnt &= expect(i == 1 ? "second caller" : "third caller",
+				 "pages_skipped delta", 0, d.pages_skipped);
+	}
+	ok_cnt &= check_ksm_delta("three callers", &base, &kb, npages,
+				  2 * npages);
+
+	for (i = 0; i < 3; i++)
+		if (worker_call(&w[i], CMD_MEASURE))
+			ok_pfn = false;
+	for (j = 0; j < npages && ok_pfn; j++) {
+		if (sh->pfn[0][j] == sh->pfn[1][j] &&
+		    sh->pfn[0][j] == sh->pfn[2][j] && pfn_is_ksm(sh->pfn[0][j]))
+			continue;
+		if (bad++ < 3)
+			ksft_print_msg("page %zu: pfns %#lx %#lx %#lx\n", j,
+				       (long)sh->pfn[0][j], (long)sh->pfn[1][j],
+				       (long)sh->pfn[2][j]);
+	}
+	if (bad) {
+		ksft_print_msg("%zu of %zu pages not one KSM frame for all three\n",
+			       bad, npages);
+		ok_pfn = false;
+	}
+	for (i = 0; i < 3; i++)
+		if (sh->bad[i]) {
+			ksft_print_msg("helper %d: %ld pages changed\n", i,
+				       sh->bad[i]);
+			ok_pfn = false;
+		}
+report:
+	ksft_test_result(ok_cnt, "pages still in another CPU's LRU batch: the second and third caller merge all %zu, none skipped nor left a candidate\n",
+			 npages);
+	ksft_test_result(ok_pfn, "pages still in another CPU's LRU batch: one KSM frame for all three callers, contents intact\n");
+	ksft_test_result(stop_and_check_back(w, i, &base),
+			 "pages still in another CPU's LRU batch: KSM counters back after exit\n");
+}
+
 int main(int argc, char **argv)
 {
 	size_t npages = 64 * MIB / PG, maxpages;
@@ -416,7 +527,7 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		npages = strtoul(argv[1], NULL, 0) * MIB / PG;
 	ksft_print_header();
-	ksft_set_plan(6 + 6 + 3);
+	ksft_set_plan(6 + 6 + 3 + 3);
 	if (geteuid())
 		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
 	if (!upm_present())
@@ -433,5 +544,11 @@ int main(int argc, char **argv)
 	test_merge_n(2, npages);
 	test_merge_n(4, npages);
 	test_half_dup(HALF_DUP_PAGES);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		for (i = 0; i < 3; i++)
+			ksft_test_result_skip("remote LRU batch: needs two CPUs\n");
+	} else {
+		test_remote_batch(REMOTE_BATCH_PAGES);
+	}
 	ksft_finished();
 }
