@@ -4,7 +4,8 @@
  * buffers with MADV_UPM while ksmd works on the same (now mergeable) memory
  * and on a third process's MADV_MERGEABLE copy. Pages end up shared,
  * contents intact, counters sane; ksmd is stopped and KSM's settings
- * restored afterwards.
+ * restored afterwards. Then: a MADV_UPM call over pages that ksmd merged
+ * merges the candidates of their content, which ksmd leaves alone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -93,6 +94,89 @@ static void restore(void)
 	ksm_settings_restore(&saved);
 }
 
+static long pages_differ(int a, int b)
+{
+	long n = 0;
+	size_t j;
+
+	for (j = 0; j < NPAGES; j++)
+		n += !sh->pfn[a][j] || sh->pfn[a][j] != sh->pfn[b][j];
+	return n;
+}
+
+/*
+ * A advises first: its pages stay private candidates. B and C leave their
+ * copies to ksmd, which makes KSM pages of them and leaves A's candidates
+ * alone. Then B advises its merged pages: the call must merge A's
+ * candidates into them, since no later call would look for them.
+ */
+static bool test_ksmd_made(void)
+{
+	struct ksm_stats base, seen;
+	struct worker w[3];
+	struct upm_stats d;
+	long bc = NPAGES, ab = NPAGES, r;
+	bool ok = true;
+	double t0;
+	int i;
+
+	ksm_stats_read(&base);
+	if (write_str(KSM_SYSFS "run", "0"))
+		return false;
+	for (i = 0; i < 3; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		if (worker_call(&w[i], i ? CMD_SETUP_KSM : CMD_SETUP)) {
+			ksft_print_msg("ksmd-made: helper %d: setup failed\n", i);
+			ok = false;
+		}
+	}
+	r = worker_call_counted(&w[0], CMD_ADVISE, "ksmd-made, A", &d);
+	if (r || d.pages_candidate != NPAGES) {
+		ksft_print_msg("A: madvise %s, %ld candidates (expected %lu)\n",
+			       strerror(r), (long)d.pages_candidate, NPAGES);
+		ok = false;
+	}
+	if (write_str(KSM_SYSFS "run", "1"))
+		ok = false;
+	for (t0 = now_sec(); ok && now_sec() - t0 < 60; msleep(200)) {
+		worker_call(&w[1], CMD_MEASURE);
+		worker_call(&w[2], CMD_MEASURE);
+		bc = pages_differ(1, 2);
+		if (!bc)
+			break;
+	}
+	write_str(KSM_SYSFS "run", "0");
+	worker_call(&w[0], CMD_MEASURE);
+	ksft_print_msg("ksmd-made: ksmd merged B and C in %.1f s, %ld pages not; A's pages private: %ld of %lu\n",
+		       now_sec() - t0, bc, pages_differ(0, 1), NPAGES);
+	if (bc)
+		ok = false;
+
+	r = worker_call_counted(&w[1], CMD_ADVISE, "ksmd-made, B", &d);
+	if (r || d.pages_already_merged != NPAGES) {
+		ksft_print_msg("B: madvise %s, %ld already merged (expected %lu)\n",
+			       strerror(r), (long)d.pages_already_merged,
+			       NPAGES);
+		ok = false;
+	}
+	for (i = 0; i < 3; i++)
+		worker_call(&w[i], CMD_MEASURE);
+	ab = pages_differ(0, 1);
+	if (ab || pages_differ(1, 2) || sh->bad[0] || sh->bad[1] ||
+	    sh->bad[2]) {
+		ksft_print_msg("after B's call: %ld of A's pages not B's, %ld of C's; %ld %ld %ld pages changed\n",
+			       ab, pages_differ(1, 2), sh->bad[0], sh->bad[1],
+			       sh->bad[2]);
+		ok = false;
+	}
+	for (i = 0; i < 3; i++)
+		worker_stop(&w[i]);
+	if (!ksm_back_after_exit(&base, &seen))
+		ok = false;
+	return ok;
+}
+
 int main(void)
 {
 	long maxpages = sysconf(_SC_PHYS_PAGES);
@@ -106,7 +190,7 @@ int main(void)
 	long r;
 	int i;
 
-	upm_test_start(4);
+	upm_test_start(5);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -200,5 +284,13 @@ int main(void)
 	ksft_test_result(ok_sane, "with ksmd running, counters balanced and sane\n");
 	ksft_test_result(ok_ksmd, "ksmd merges a MADV_MERGEABLE copy with the pages MADV_UPM made\n");
 	ksft_test_result(ok_back, "ksmd stopped, settings restored, counters back after exit\n");
+
+	if (write_str(KSM_SYSFS "pages_to_scan", "100000") ||
+	    write_str(KSM_SYSFS "sleep_millisecs", "0"))
+		ksft_exit_fail_msg("cannot set ksmd's speed: %s\n",
+				   strerror(errno));
+	ksft_test_result(test_ksmd_made(), "MADV_UPM over pages ksmd merged merges the candidates of their content into them\n");
+	if (ksm_settings_restore(&saved))
+		ksft_print_msg("could not restore KSM settings\n");
 	ksft_finished();
 }
