@@ -4,8 +4,8 @@
  * buffers with MADV_UPM while ksmd works on the same (now mergeable) memory
  * and on a third process's MADV_MERGEABLE copy. Pages end up shared,
  * contents intact, counters sane; ksmd is stopped and KSM's settings
- * restored afterwards. Then: a MADV_UPM call over pages that ksmd merged
- * merges the candidates of their content, which ksmd leaves alone.
+ * restored afterwards. Then: candidates whose twins ksmd merged are merged
+ * with them, by ksmd, or by a MADV_UPM call over the merged pages.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -104,70 +104,102 @@ static long pages_differ(int a, int b)
 	return n;
 }
 
+/* Let ksmd run until helpers a and b share every page, or 60 s. */
+static long ksmd_until_shared(struct worker *w, int a, int b, double *secs)
+{
+	long n = NPAGES;
+	double t0 = now_sec();
+
+	if (write_str(KSM_SYSFS "run", "1"))
+		return -1;
+	while (now_sec() - t0 < 60) {
+		worker_call(&w[a], CMD_MEASURE);
+		worker_call(&w[b], CMD_MEASURE);
+		n = pages_differ(a, b);
+		if (!n)
+			break;
+		msleep(200);
+	}
+	write_str(KSM_SYSFS "run", "0");
+	*secs = now_sec() - t0;
+	return n;
+}
+
 /*
- * A advises first: its pages stay private candidates. B and C leave their
- * copies to ksmd, which makes KSM pages of them and leaves A's candidates
- * alone. Then B advises its merged pages: the call must merge A's
- * candidates into them, since no later call would look for them.
+ * A MADV_UPM candidate whose twins B and C leave to ksmd (MADV_MERGEABLE).
+ * by_call false: A advises first, ksmd at full speed makes KSM pages of B's
+ * and C's pages, and must then merge A's candidates with them as any page
+ * with a KSM twin. by_call true: A advises after B and C registered, and
+ * ksmd scans 2 x NPAGES pages a batch, 10 s apart (a batch also ends with
+ * a full scan): B and C, A; B and C, which makes the KSM pages; then it is
+ * stopped, before the batch that would take A's candidates. B advises its
+ * merged pages, and the call must merge A's candidates into them.
  */
-static bool test_ksmd_made(void)
+static bool test_ksmd_made(bool by_call)
 {
 	struct ksm_stats base, seen;
 	struct worker w[3];
 	struct upm_stats d;
-	long bc = NPAGES, ab = NPAGES, r;
+	long r, left;
 	bool ok = true;
-	double t0;
+	double secs;
+	char scan[32];
 	int i;
 
 	ksm_stats_read(&base);
-	if (write_str(KSM_SYSFS "run", "0"))
-		return false;
-	for (i = 0; i < 3; i++) {
+	snprintf(scan, sizeof(scan), "%lu", 2 * NPAGES);
+	if (write_str(KSM_SYSFS "run", "0") ||
+	    write_str(KSM_SYSFS "pages_to_scan", by_call ? scan : "100000") ||
+	    write_str(KSM_SYSFS "sleep_millisecs", by_call ? "10000" : "0"))
+		ksft_exit_fail_msg("cannot set ksmd up: %s\n", strerror(errno));
+	for (i = 0; i < 3; i++)
 		if (worker_start(&w[i], i, helper, NULL))
 			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
-		if (worker_call(&w[i], i ? CMD_SETUP_KSM : CMD_SETUP)) {
-			ksft_print_msg("ksmd-made: helper %d: setup failed\n", i);
+	/* the order in which the mms join ksmd's list */
+	for (i = by_call ? 1 : 0; i < (by_call ? 4 : 3); i++)
+		if (worker_call(&w[i % 3], i % 3 ? CMD_SETUP_KSM : CMD_SETUP)) {
+			ksft_print_msg("helper %d: setup failed\n", i % 3);
+			ok = false;
+		} else if (i % 3 == 0) {
+			r = worker_call_counted(&w[0], CMD_ADVISE,
+						"ksmd-made, A", &d);
+			if (r || d.pages_candidate != NPAGES) {
+				ksft_print_msg("A: madvise %s, %ld candidates (expected %lu)\n",
+					       strerror(r),
+					       (long)d.pages_candidate, NPAGES);
+				ok = false;
+			}
+		}
+
+	left = ksmd_until_shared(w, 1, 2, &secs);
+	worker_call(&w[0], CMD_MEASURE);
+	ksft_print_msg("ksmd merged B and C in %.1f s (%ld pages not); A's pages not B's: %ld of %lu\n",
+		       secs, left, pages_differ(0, 1), NPAGES);
+	ok = ok && left == 0;
+	if (!by_call) {
+		left = ksmd_until_shared(w, 0, 1, &secs);
+		ksft_print_msg("ksmd: %ld of A's pages not merged after %.1f s more\n",
+			       left, secs);
+		ok = ok && left == 0;
+	} else if (ok && pages_differ(0, 1) != NPAGES) {
+		ksft_print_msg("set-up: ksmd went on to A's pages\n");
+		ok = false;
+	} else if (ok) {
+		r = worker_call_counted(&w[1], CMD_ADVISE, "ksmd-made, B", &d);
+		if (r || d.pages_already_merged != NPAGES) {
+			ksft_print_msg("B: madvise %s, %ld already merged (expected %lu)\n",
+				       strerror(r),
+				       (long)d.pages_already_merged, NPAGES);
 			ok = false;
 		}
 	}
-	r = worker_call_counted(&w[0], CMD_ADVISE, "ksmd-made, A", &d);
-	if (r || d.pages_candidate != NPAGES) {
-		ksft_print_msg("A: madvise %s, %ld candidates (expected %lu)\n",
-			       strerror(r), (long)d.pages_candidate, NPAGES);
-		ok = false;
-	}
-	if (write_str(KSM_SYSFS "run", "1"))
-		ok = false;
-	for (t0 = now_sec(); ok && now_sec() - t0 < 60; msleep(200)) {
-		worker_call(&w[1], CMD_MEASURE);
-		worker_call(&w[2], CMD_MEASURE);
-		bc = pages_differ(1, 2);
-		if (!bc)
-			break;
-	}
-	write_str(KSM_SYSFS "run", "0");
-	worker_call(&w[0], CMD_MEASURE);
-	ksft_print_msg("ksmd-made: ksmd merged B and C in %.1f s, %ld pages not; A's pages private: %ld of %lu\n",
-		       now_sec() - t0, bc, pages_differ(0, 1), NPAGES);
-	if (bc)
-		ok = false;
-
-	r = worker_call_counted(&w[1], CMD_ADVISE, "ksmd-made, B", &d);
-	if (r || d.pages_already_merged != NPAGES) {
-		ksft_print_msg("B: madvise %s, %ld already merged (expected %lu)\n",
-			       strerror(r), (long)d.pages_already_merged,
-			       NPAGES);
-		ok = false;
-	}
 	for (i = 0; i < 3; i++)
 		worker_call(&w[i], CMD_MEASURE);
-	ab = pages_differ(0, 1);
-	if (ab || pages_differ(1, 2) || sh->bad[0] || sh->bad[1] ||
-	    sh->bad[2]) {
-		ksft_print_msg("after B's call: %ld of A's pages not B's, %ld of C's; %ld %ld %ld pages changed\n",
-			       ab, pages_differ(1, 2), sh->bad[0], sh->bad[1],
-			       sh->bad[2]);
+	if (pages_differ(0, 1) || pages_differ(1, 2) || sh->bad[0] ||
+	    sh->bad[1] || sh->bad[2]) {
+		ksft_print_msg("at the end: %ld of A's pages not B's, %ld of C's; %ld %ld %ld pages changed\n",
+			       pages_differ(0, 1), pages_differ(1, 2),
+			       sh->bad[0], sh->bad[1], sh->bad[2]);
 		ok = false;
 	}
 	for (i = 0; i < 3; i++)
@@ -190,7 +222,7 @@ int main(void)
 	long r;
 	int i;
 
-	upm_test_start(5);
+	upm_test_start(6);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -285,11 +317,8 @@ int main(void)
 	ksft_test_result(ok_ksmd, "ksmd merges a MADV_MERGEABLE copy with the pages MADV_UPM made\n");
 	ksft_test_result(ok_back, "ksmd stopped, settings restored, counters back after exit\n");
 
-	if (write_str(KSM_SYSFS "pages_to_scan", "100000") ||
-	    write_str(KSM_SYSFS "sleep_millisecs", "0"))
-		ksft_exit_fail_msg("cannot set ksmd's speed: %s\n",
-				   strerror(errno));
-	ksft_test_result(test_ksmd_made(), "MADV_UPM over pages ksmd merged merges the candidates of their content into them\n");
+	ksft_test_result(test_ksmd_made(false), "ksmd merges a MADV_UPM candidate with the KSM page it made of its twins\n");
+	ksft_test_result(test_ksmd_made(true), "MADV_UPM over pages ksmd merged merges the candidates of their content into them\n");
 	if (ksm_settings_restore(&saved))
 		ksft_print_msg("could not restore KSM settings\n");
 	ksft_finished();
