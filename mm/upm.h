@@ -68,6 +68,8 @@ struct upm_candidate {
  * @already_merged: pages that were KSM pages mapped here already
  * @skipped: pages that could not be merged now (pinned, locked, changing)
  * @zero: zero-filled pages among @scanned
+ * @candidates_busy: not a counter: candidates of a KSM page met here could
+ *                   not be merged into it now, so the call tries again
  *
  * Every page scanned is counted once in @merged, @candidate,
  * @already_merged or @skipped.
@@ -80,6 +82,7 @@ struct upm_counts {
 	unsigned long already_merged;
 	unsigned long skipped;
 	unsigned long zero;
+	bool candidates_busy;
 };
 
 #ifdef CONFIG_UPM
