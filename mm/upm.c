@@ -18,7 +18,11 @@
 #include <linux/highmem.h>
 #include <linux/kobject.h>
 #include <linux/ktime.h>
+#include <linux/cred.h>
+#include <linux/hash.h>
+#include <linux/ksm.h>
 #include <linux/mm.h>
+#include <linux/proc_ns.h>
 #include <linux/random.h>
 #include <linux/rhashtable.h>
 #include <linux/string.h>
@@ -72,6 +76,8 @@ static u64 upm_zero_hash __ro_after_init;
 
 /* The administrator's switch, /sys/kernel/mm/upm/enabled. */
 static bool upm_enabled __read_mostly = true;
+/* /sys/kernel/mm/upm/default_domain: "user" (false) or "global" (true). */
+static bool upm_default_global __read_mostly;
 
 /* Totals over all calls, for /sys/kernel/mm/upm/. */
 static atomic_long_t upm_calls;
@@ -86,33 +92,154 @@ static atomic64_t upm_time_ns;
 static atomic_long_t upm_index_entries;
 static atomic_long_t upm_candidate_entries;
 
+/*
+ * A page's key is the hash of its content XORed with this of its domain.
+ * Multiplying by an odd constant is a bijection of the u64s, so identical
+ * pages of two domains get two keys; "global" (0) leaves the hash alone.
+ */
+static u64 upm_domain_mix(u64 domain)
+{
+	return domain * GOLDEN_RATIO_64;
+}
+
 /**
  * upm_page_key - compute the content index key of a page
  * @page: the page; its content should be stable (write-protected) for the
  *        key to stay true
+ * @domain: the merge domain of the page
  * @key: where to store the key
  */
-void upm_page_key(struct page *page, struct upm_key *key)
+void upm_page_key(struct page *page, u64 domain, struct upm_key *key)
 {
 	void *addr = kmap_local_page(page);
 
-	key->hash = xxh64(addr, PAGE_SIZE, upm_hash_seed);
+	key->hash = xxh64(addr, PAGE_SIZE, upm_hash_seed) ^
+		    upm_domain_mix(domain);
 	kunmap_local(addr);
+}
+
+/*
+ * The default merge domain of a process no administrator assigned one, for
+ * "user" (/sys/kernel/mm/upm/default_domain): its effective uid in its user
+ * namespace, which are whose memory it could read anyway. The inode
+ * numbers of namespaces have bit 31 set (PROC_USER_INIT_INO, and dynamic
+ * ones from 0xf0000000), so bit 63 of the key is set in every one, and no
+ * assigned id (at most INT_MAX) equals it. "global" is 0: all unassigned
+ * processes together.
+ */
+static u64 upm_default_domain(const struct cred *cred)
+{
+	unsigned int inum = cred->user_ns->ns.inum;
+
+	BUILD_BUG_ON(!(PROC_USER_INIT_INO & BIT(31)));
+	if (READ_ONCE(upm_default_global))
+		return 0;
+	WARN_ON_ONCE(!(inum & BIT(31)));
+	return UPM_DOMAIN_DERIVED | (u64)inum << 32 | __kuid_val(cred->euid);
+}
+
+/**
+ * upm_refresh_domain - bring an mm's merge domain up to date
+ * @mm: the mm, whose pages are about to be merged
+ *
+ * Called with ksm_thread_mutex held (or before KSM knows the mm), by
+ * MADV_UPM for each batch and by ksmd before each scan of the mm. An
+ * assigned domain stays; a default one follows the credentials of the mm's
+ * owner (a setuid exec, setresuid) and the administrator's switch. With no
+ * owner left (the mm is exiting), the last domain is kept.
+ *
+ * Return: the mm's merge domain.
+ */
+u64 upm_refresh_domain(struct mm_struct *mm)
+{
+	u64 domain = READ_ONCE(mm->upm_domain);
+	struct task_struct *owner;
+
+	if (domain && !(domain & UPM_DOMAIN_DERIVED))
+		return domain;
+	rcu_read_lock();
+#ifdef CONFIG_MEMCG
+	owner = rcu_dereference(mm->owner);
+#else
+	owner = current->mm == mm ? current : NULL;
+#endif
+	if (owner)
+		domain = upm_default_domain(__task_cred(owner));
+	rcu_read_unlock();
+	WRITE_ONCE(mm->upm_domain, domain);
+	return domain;
+}
+
+/**
+ * upm_set_domain - put the calling process in a merge domain (prctl)
+ * @mm: the process's mm
+ * @id: the domain, 1 to INT_MAX
+ *
+ * Choosing a domain chooses whose pages to share: CAP_SYS_ADMIN only.
+ *
+ * Return: 0; -EINVAL for a bad @id; -EPERM without CAP_SYS_ADMIN; -EBUSY if
+ * the process merged pages in another domain already.
+ */
+int upm_set_domain(struct mm_struct *mm, unsigned long id)
+{
+	if (!id || id > INT_MAX)
+		return -EINVAL;
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	return ksm_upm_set_domain(mm, id);
+}
+
+/**
+ * upm_get_domain - the merge domain a process was assigned (prctl)
+ * @mm: the process's mm
+ *
+ * Return: the domain id, or 0 if none was assigned (the default applies).
+ */
+int upm_get_domain(struct mm_struct *mm)
+{
+	u64 domain = READ_ONCE(mm->upm_domain);
+
+	return domain & UPM_DOMAIN_DERIVED ? 0 : domain;
+}
+
+/**
+ * upm_emit_domain - print one line of /sys/kernel/mm/upm/domains
+ * @buf: the sysfs buffer
+ * @at: where in @buf to print
+ * @domain: the merge domain
+ * @shared: its KSM pages
+ * @sharing: the further mappings of them
+ *
+ * Return: the number of bytes printed, 0 once @buf is full.
+ */
+int upm_emit_domain(char *buf, int at, u64 domain, unsigned long shared,
+		    unsigned long sharing)
+{
+	if (!domain)
+		return sysfs_emit_at(buf, at, "global %lu %lu\n", shared,
+				     sharing);
+	if (domain & UPM_DOMAIN_DERIVED)
+		return sysfs_emit_at(buf, at, "uid=%u,userns=%u %lu %lu\n",
+				     (u32)domain, (u32)(domain >> 32), shared,
+				     sharing);
+	return sysfs_emit_at(buf, at, "%llu %lu %lu\n", domain, shared,
+			     sharing);
 }
 
 /**
  * upm_key_is_zero - tell whether a page with this key is filled with zeroes
  * @key: the page's key, from upm_page_key()
+ * @domain: the domain the key was computed for
  * @page: the page, read only when the key matches that of a zero page
  *
  * Return: true if every byte of @page is zero.
  */
-bool upm_key_is_zero(const struct upm_key *key, struct page *page)
+bool upm_key_is_zero(const struct upm_key *key, u64 domain, struct page *page)
 {
 	void *addr;
 	bool zero;
 
-	if (key->hash != upm_zero_hash)
+	if (key->hash != (upm_zero_hash ^ upm_domain_mix(domain)))
 		return false;
 	addr = kmap_local_page(page);
 	zero = !memchr_inv(addr, 0, PAGE_SIZE);
@@ -381,8 +508,41 @@ static ssize_t enabled_store(struct kobject *kobj, struct kobj_attribute *attr,
 
 static struct kobj_attribute enabled_attr = __ATTR_RW(enabled);
 
+static ssize_t default_domain_show(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n",
+			  READ_ONCE(upm_default_global) ? "global" : "user");
+}
+
+static ssize_t default_domain_store(struct kobject *kobj,
+				    struct kobj_attribute *attr,
+				    const char *buf, size_t count)
+{
+	if (sysfs_streq(buf, "user"))
+		WRITE_ONCE(upm_default_global, false);
+	else if (sysfs_streq(buf, "global"))
+		WRITE_ONCE(upm_default_global, true);
+	else
+		return -EINVAL;
+	return count;
+}
+
+static struct kobj_attribute default_domain_attr = __ATTR_RW(default_domain);
+
+/* Root only: how much each tenant shares is the tenant's business. */
+static ssize_t domains_show(struct kobject *kobj, struct kobj_attribute *attr,
+			    char *buf)
+{
+	return ksm_upm_domains_show(buf);
+}
+
+static struct kobj_attribute domains_attr = __ATTR_RO_MODE(domains, 0400);
+
 static struct attribute *upm_attrs[] = {
 	&enabled_attr.attr,
+	&default_domain_attr.attr,
+	&domains_attr.attr,
 	&calls_attr.attr,
 	&pages_scanned_attr.attr,
 	&pages_merged_attr.attr,

@@ -20,8 +20,10 @@ struct page;
 
 /**
  * struct upm_key - what the content index is keyed by
- * @hash: 64-bit hash of the page's content; equal keys only suggest a twin,
- *        the pages are compared byte by byte before they are merged
+ * @hash: 64-bit hash of the page's content and merge domain; equal keys
+ *        only suggest a twin, the pages are compared byte by byte before
+ *        they are merged. Identical pages of two domains never have equal
+ *        keys (see upm_page_key()).
  */
 struct upm_key {
 	u64 hash;
@@ -93,8 +95,12 @@ int upm_merge_allowed(void);
 int upm_merge_range(struct mm_struct *mm, unsigned long start,
 		    unsigned long end);
 
-void upm_page_key(struct page *page, struct upm_key *key);
-bool upm_key_is_zero(const struct upm_key *key, struct page *page);
+void upm_page_key(struct page *page, u64 domain, struct upm_key *key);
+u64 upm_refresh_domain(struct mm_struct *mm);
+int upm_emit_domain(char *buf, int at, u64 domain, unsigned long shared,
+		    unsigned long sharing);
+bool upm_key_is_zero(const struct upm_key *key, u64 domain,
+		     struct page *page);
 void upm_index_init_entry(struct upm_index_entry *entry);
 void upm_index_set_key(struct upm_index_entry *entry,
 		       const struct upm_key *key);
@@ -111,6 +117,8 @@ int upm_candidate_lookup(const struct upm_key *key,
 int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
 		  unsigned long end, struct upm_counts *counts);
 bool ksm_upm_unmerging(void);
+int ksm_upm_set_domain(struct mm_struct *mm, u64 domain);
+ssize_t ksm_upm_domains_show(char *buf);
 #else
 static inline int upm_merge_allowed(void)
 {
@@ -125,6 +133,11 @@ static inline int upm_merge_range(struct mm_struct *mm, unsigned long start,
 
 static inline void upm_candidate_del(struct upm_candidate *cand)
 {
+}
+
+static inline u64 upm_refresh_domain(struct mm_struct *mm)
+{
+	return 0;
 }
 #endif
 
