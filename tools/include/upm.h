@@ -3,9 +3,9 @@
  * upm.h - User-guided Page Merging for C runtimes.
  *
  * madvise(addr, len, MADV_UPM) merges, before it returns, every present
- * private anonymous page in the range with an identical page that any
- * process has merged before (copy-on-write), or makes it a page that later
- * callers merge with.
+ * private anonymous page in the range with an identical page that a
+ * process of its merge domain advised before (copy-on-write), or makes it
+ * a page that later callers merge with.
  */
 #ifndef UPM_H
 #define UPM_H
@@ -14,10 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #ifndef MADV_UPM
 #define MADV_UPM 26
+#endif
+#ifndef PR_SET_UPM_DOMAIN
+#define PR_SET_UPM_DOMAIN 0x55504d01
+#define PR_GET_UPM_DOMAIN 0x55504d02
 #endif
 
 /*
@@ -39,6 +44,24 @@ static inline int upm_advise(const void *buf, size_t len)
 	if (end <= start)
 		return 0;
 	return madvise((void *)start, end - start, MADV_UPM);
+}
+
+/*
+ * upm_set_domain - put the calling process in merge domain id (1..INT_MAX).
+ * Its pages merge only with pages of processes in the same domain, by
+ * MADV_UPM and by ksmd; children and exec keep it. Needs CAP_SYS_ADMIN.
+ * Returns 0, or -1 with errno EINVAL, EPERM or EBUSY (pages were merged in
+ * another domain already).
+ */
+static inline int upm_set_domain(int id)
+{
+	return prctl(PR_SET_UPM_DOMAIN, (unsigned long)id, 0UL, 0UL, 0UL);
+}
+
+/* upm_get_domain - the calling process's domain; 0 when none was assigned. */
+static inline int upm_get_domain(void)
+{
+	return prctl(PR_GET_UPM_DOMAIN, 0UL, 0UL, 0UL, 0UL);
 }
 
 #endif /* UPM_H */

@@ -12,6 +12,7 @@ Documentation/admin-guide/mm/upm.rst).
     upm.advise(bytearray_or_mv)   # anything with the buffer protocol
     upm.advise_range(addr, n)     # whole pages inside [addr, addr + n)
     upm.advise_process()          # every private anonymous region
+    upm.set_domain(7)             # merge only within domain 7 (root only)
 
 Each returns an Advice: the ranges, pages and bytes advised, the seconds
 spent in madvise, and the change of the counters in /sys/kernel/mm/upm over
@@ -27,11 +28,15 @@ import time
 
 __all__ = ["MADV_MERGEABLE", "MADV_UNMERGEABLE", "MADV_UPM", "PAGE_SIZE",
            "Advice", "advise", "advise_range", "advise_process",
-           "private_anonymous_regions", "stats", "available"]
+           "private_anonymous_regions", "stats", "available",
+           "PR_SET_UPM_DOMAIN", "PR_GET_UPM_DOMAIN", "set_domain",
+           "get_domain"]
 
 MADV_MERGEABLE = 12
 MADV_UNMERGEABLE = 13
 MADV_UPM = 26
+PR_SET_UPM_DOMAIN = 0x55504d01
+PR_GET_UPM_DOMAIN = 0x55504d02
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SYSFS = "/sys/kernel/mm/upm"
 
@@ -39,6 +44,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _madvise = _libc.madvise
 _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _madvise.restype = ctypes.c_int
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
+                   ctypes.c_ulong, ctypes.c_ulong]
+_prctl.restype = ctypes.c_int
 
 
 class _PyBuffer(ctypes.Structure):
@@ -76,10 +85,32 @@ def stats():
     for name in names:
         try:
             with open(os.path.join(SYSFS, name)) as f:
-                out[name] = int(f.read().split()[0])
+                out[name] = int(f.read())
         except (OSError, ValueError, IndexError):
             pass
     return out
+
+
+def set_domain(domain):
+    """Put this process (and its later children) in merge domain `domain`.
+
+    Its pages then merge only with pages of processes in the same domain,
+    by MADV_UPM and by ksmd. Needs CAP_SYS_ADMIN; raises OSError (EPERM,
+    EINVAL for a domain outside 1..2**31-1, EBUSY once pages were merged in
+    another domain).
+    """
+    if _prctl(PR_SET_UPM_DOMAIN, domain, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_SET_UPM_DOMAIN {domain}: {os.strerror(err)}")
+
+
+def get_domain():
+    """This process's merge domain, 0 when none was assigned."""
+    rc = _prctl(PR_GET_UPM_DOMAIN, 0, 0, 0, 0)
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_GET_UPM_DOMAIN: {os.strerror(err)}")
+    return rc
 
 
 class Advice:
