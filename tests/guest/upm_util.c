@@ -309,8 +309,20 @@ int upm_call(void *addr, size_t len)
 
 int pfns_of(const void *addr, size_t npages, uint64_t *out)
 {
-	int fd = open("/proc/self/pagemap", O_RDONLY);
+	return pfns_of_pid(0, addr, npages, out);
+}
+
+int pfns_of_pid(pid_t pid, const void *addr, size_t npages, uint64_t *out)
+{
+	char path[64];
 	size_t done = 0;
+	int fd;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	fd = open(path, O_RDONLY);
 
 	if (fd < 0)
 		return -1;

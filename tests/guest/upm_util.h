@@ -93,6 +93,8 @@ int upm_call(void *addr, size_t len);
 uint64_t pfn_of(const void *addr);
 /* PFNs of npages consecutive pages (0 when not present); 0 or -1. */
 int pfns_of(const void *addr, size_t npages, uint64_t *out);
+/* The same for process pid's pages (0: this process); needs root. */
+int pfns_of_pid(pid_t pid, const void *addr, size_t npages, uint64_t *out);
 /* /proc/kpageflags word of a PFN, 0 on failure */
 uint64_t kpageflags(uint64_t pfn);
 /* KPF_KSM of a PFN (true when the flag is unreliable on this kernel) */
