@@ -294,6 +294,13 @@ class Run:
                     time.sleep(0.5)
             elif mode.startswith("upm-"):
                 what = mode.split("-", 1)[1]
+                if what == "tenants":
+                    # Two tenants, the first half of the instances and the
+                    # rest, each in its own merge domain: nothing is shared
+                    # between them.
+                    what = "process"
+                    for i, inst in enumerate(insts):
+                        inst.call(f"domain {1 + (2 * i >= n)}")
                 for inst in insts:
                     advice.append(inst.call(f"advise {what}"))
                 t_done = smp.now()
@@ -387,6 +394,11 @@ class Run:
                         none_used = used
                     else:
                         self.unmerge_all(insts, base, none_used)
+                    if mode == "upm-tenants":
+                        # One domain again for the modes after: unmerged,
+                        # an instance may change domains.
+                        for inst in insts:
+                            inst.call("domain 1")
         finally:
             for inst in insts:
                 inst.stop()
@@ -397,7 +409,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet50,alexnet")
     p.add_argument("--counts", default="16")
-    p.add_argument("--modes", default="none,upm-tensors,upm-process,ksm-fast,ksm-default")
+    p.add_argument("--modes", default="none,upm-tensors,upm-process,upm-tenants,ksm-fast,ksm-default")
     p.add_argument("--dir", required=True, help="weights and input.jpg")
     p.add_argument("--parallel", type=int, default=os.cpu_count())
     p.add_argument("--settle", type=float, default=5.0)

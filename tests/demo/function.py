@@ -18,6 +18,8 @@ commands, one a line, each answered with one line of JSON:
   unmerge                         MADV_UNMERGEABLE on every private anonymous
                                   region (undoes either)
   invoke                          classify the image again (a warm call)
+  domain N                        join merge domain N (PR_SET_UPM_DOMAIN), as
+                                  a platform would put a tenant's instance
   exit
 """
 import json
@@ -153,6 +155,9 @@ def serve(model_name, weights, image):
                 reply({"ok": True, **r.as_dict()})
             elif cmd == "unmerge":
                 reply({"ok": True, **upm.advise_process(advice=upm.MADV_UNMERGEABLE).as_dict()})
+            elif cmd == "domain":
+                upm.set_domain(int(arg))
+                reply({"ok": True, "domain": upm.get_domain()})
             elif cmd == "invoke":
                 reply({"ok": True, "result": fn.handler(image)})
             elif cmd == "exit":
