@@ -142,8 +142,8 @@ static u64 upm_default_domain(const struct cred *cred)
  * upm_refresh_domain - bring an mm's merge domain up to date
  * @mm: the mm, whose pages are about to be merged
  *
- * Called with ksm_thread_mutex held (or before KSM knows the mm), by
- * MADV_UPM for each batch and by ksmd before each scan of the mm. An
+ * Called with ksm_thread_mutex held, by MADV_UPM for each batch and by
+ * ksmd for each page it scans, before the domain is used. An
  * assigned domain stays; a default one follows the credentials of the mm's
  * owner (a setuid exec, setresuid) and the administrator's switch. With no
  * owner left (the mm is exiting), the last domain is kept.
@@ -158,11 +158,7 @@ u64 upm_refresh_domain(struct mm_struct *mm)
 	if (domain && !(domain & UPM_DOMAIN_DERIVED))
 		return domain;
 	rcu_read_lock();
-#ifdef CONFIG_MEMCG
-	owner = rcu_dereference(mm->owner);
-#else
-	owner = current->mm == mm ? current : NULL;
-#endif
+	owner = rcu_dereference(mm->owner);	/* CONFIG_UPM needs MEMCG */
 	if (owner)
 		domain = upm_default_domain(__task_cred(owner));
 	rcu_read_unlock();

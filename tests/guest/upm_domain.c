@@ -310,6 +310,16 @@ static int prctl_child(void *arg)
 	}
 	ok &= expect_errno(prctl(PR_SET_UPM_DOMAIN, 8, 0, 0, 0), EBUSY,
 			   "new domain after merging");
+	/* a fork maps the KSM pages too, with no rmap_item of its own yet */
+	pid = fork();
+	if (pid == 0)
+		_exit(prctl(PR_SET_UPM_DOMAIN, 9, 0, 0, 0) == -1 &&
+		      errno == EBUSY ? 0 : 1);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status)) {
+		ksft_print_msg("a fork that maps its parent's KSM pages changed domains\n");
+		ok = false;
+	}
 	if (prctl(PR_SET_UPM_DOMAIN, 6, 0, 0, 0)) {
 		ksft_print_msg("the same domain again: %s\n", strerror(errno));
 		ok = false;
@@ -548,7 +558,7 @@ int main(int argc, char **argv)
 	base_rmap = ksm_rmap_items();
 
 	r = run_child(prctl_child, "/proc/self/exe");
-	ksft_test_result(r == 0, "prctl: EINVAL for bad ids and arguments, EPERM unprivileged, inherited over fork and exec, EBUSY once merged\n");
+	ksft_test_result(r == 0, "prctl: EINVAL for bad ids and arguments, EPERM unprivileged, inherited over fork and exec, EBUSY once merged or forked merged\n");
 	ksft_test_result(test_assigned(&probe_ok), "MADV_UPM merges within a domain only (across uids), not with another domain or unassigned\n");
 	ksft_test_result(probe_ok, "a probe from another domain sees a unique page: exclusive in pagemap, no write fault\n");
 	ksft_test_result(test_default(false), "unassigned processes merge only with their own effective uid\n");
