@@ -486,7 +486,7 @@ static bool test_ksmd(void)
 		goto out;
 	write_str(KSM_SYSFS "run", "1");
 	t0 = now_sec();
-	while (now_sec() - t0 < 60) {
+	while (now_sec() - t0 < 180) {
 		measure(w, 4);
 		if (shared_with(0, 2) == NPAGES && shared_with(1, 3) == NPAGES)
 			break;
@@ -500,7 +500,7 @@ static bool test_ksmd(void)
 		do {
 			msleep(100);
 			ksm_stats_read(&k);
-		} while (k.full_scans < k0.full_scans + 2 && now_sec() - t0 < 90);
+		} while (k.full_scans < k0.full_scans + 2 && now_sec() - t0 < 240);
 	}
 	measure(w, 6);
 	ksft_print_msg("after %.1f s: shared in domain 3 %ld (root and nobody), in 4 %ld\n",
