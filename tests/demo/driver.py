@@ -91,6 +91,19 @@ def sysfs(path, value=None):
     return value
 
 
+def upm_counters():
+    """UPM's counters: the files of /sys/kernel/mm/upm holding one integer
+    (not default_domain or the per-domain table, domains)."""
+    out = {}
+    for k in os.listdir(UPM) if os.path.isdir(UPM) else ():
+        try:
+            with open(f"{UPM}/{k}") as f:
+                out[k] = int(f.read())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def sysfs_write_str(path, value):
     with open(path, "w") as f:
         f.write(value)
@@ -285,7 +298,7 @@ class Run:
         advice = []
         ksmd0 = ksmd_cpu_s()
         scans0 = ksm("full_scans")
-        upm0 = {k: sysfs(f"{UPM}/{k}") for k in os.listdir(UPM)} if os.path.isdir(UPM) else {}
+        upm0 = upm_counters()
         with Sampler() as smp:
             if mode == "none":
                 while smp.now() < a.settle and not smp.plateau(a.settle, tol):
@@ -347,8 +360,9 @@ class Run:
         if mode.startswith("ksm-") and rec.get("capped") and not smp.plateau(10, tol):
             rec["stable_s"] = None		# still changing at the cap
         if upm0:
-            rec["upm"] = {k: sysfs(f"{UPM}/{k}") - v for k, v in upm0.items()
-                          if k != "index_entries"}
+            now = upm_counters()
+            rec["upm"] = {k: now[k] - v for k, v in upm0.items()
+                          if k != "index_entries" and k in now}
         if advice:
             rec["advised_bytes"] = [r["bytes"] for r in advice]
             rec["madvise_s"] = [r["seconds"] for r in advice]
