@@ -21,10 +21,12 @@
 #include <linux/cred.h>
 #include <linux/hash.h>
 #include <linux/ksm.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/proc_ns.h>
 #include <linux/random.h>
 #include <linux/rhashtable.h>
+#include <linux/sched/mm.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include <linux/xxhash.h>
@@ -426,24 +428,40 @@ int upm_merge_allowed(void)
 
 /**
  * upm_merge_range - merge the anonymous pages of a range now (MADV_UPM)
- * @mm: the address space; its range was made VM_MERGEABLE already
+ * @mm: the address space, the caller's or, through process_madvise(),
+ *	another process's; its range was made VM_MERGEABLE already
  * @start: start of the range, page aligned
  * @end: end of the range, page aligned
  *
  * Takes mmap_lock for read in batches: must be called without it.
  *
  * Return: 0, -EINTR if a fatal signal arrived (the merges done so far stay
- * valid), -ENOMEM if memory for KSM's bookkeeping ran out, or an error of
- * upm_merge_allowed() if merging was switched off during the call.
+ * valid), -ENOMEM if memory for KSM's bookkeeping ran out, -ESRCH if the
+ * process_madvise() target exited, or an error of upm_merge_allowed() if
+ * merging was switched off during the call.
  */
 int upm_merge_range(struct mm_struct *mm, unsigned long start,
 		    unsigned long end)
 {
+	struct mem_cgroup *memcg = NULL, *old_memcg = NULL;
 	struct upm_counts counts = {};
 	ktime_t t0 = ktime_get();
 	int err;
 
+	/*
+	 * Advised through process_madvise(): KSM's bookkeeping of the pages
+	 * is charged to the target's memory cgroup, as the target's own
+	 * call would be, not to the platform's tool.
+	 */
+	if (mm != current->mm) {
+		memcg = get_mem_cgroup_from_mm(mm);
+		old_memcg = set_active_memcg(memcg);
+	}
 	err = ksm_upm_merge(mm, start, end, &counts);
+	if (mm != current->mm) {
+		set_active_memcg(old_memcg);
+		mem_cgroup_put(memcg);
+	}
 
 	atomic_long_inc(&upm_calls);
 	atomic_long_add(counts.scanned, &upm_pages_scanned);

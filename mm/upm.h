@@ -113,6 +113,21 @@ void upm_candidate_del(struct upm_candidate *cand);
 int upm_candidate_lookup(const struct upm_key *key,
 			 struct upm_candidate **found, int max);
 
+/**
+ * upm_target_exited - tell whether a process_madvise() target has exited
+ * @mm: the address space being merged
+ *
+ * The last task to leave an mm (by exit or exec) clears its owner, however
+ * many references others (the caller, /proc readers) still hold.
+ *
+ * Return: true if @mm is another process's and no task uses it any more:
+ * only references keep it until the call ends.
+ */
+static inline bool upm_target_exited(struct mm_struct *mm)
+{
+	return mm != current->mm && !rcu_access_pointer(mm->owner);
+}
+
 /* In mm/ksm.c */
 int ksm_upm_merge(struct mm_struct *mm, unsigned long start,
 		  unsigned long end, struct upm_counts *counts);
