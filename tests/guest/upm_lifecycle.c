@@ -601,8 +601,8 @@ static int charged_case(void *arg)
 {
 	const size_t npages = 32 * MIB / PG;
 	long before, after;
+	double waited;
 	char *p;
-	int t;
 	(void)arg;
 
 	if (cg_enter("upm_charge", 0))
@@ -614,21 +614,12 @@ static int charged_case(void *arg)
 	before = cg_read("upm_charge", "memory.stat", "slab_unreclaimable");
 	if (upm_call(p, npages * PG))
 		return 1;
-	/*
-	 * memory.stat folds in per-CPU updates only once they pass a batch
-	 * (128 pages' worth with two CPUs) or when the periodic flush runs,
-	 * every 2 s: wait for that, up to 10 s.
-	 */
-	for (t = 0; t < 100; t++) {
-		after = cg_read("upm_charge", "memory.stat",
-				"slab_unreclaimable");
-		/* at least an rmap_item (64 bytes) per page */
-		if (after - before >= (long)(npages * KSM_RMAP_ITEM_SIZE))
-			break;
-		msleep(100);
-	}
+	/* at least an rmap_item (64 bytes) per page */
+	after = cg_wait_slab("upm_charge",
+			     before + (long)(npages * KSM_RMAP_ITEM_SIZE),
+			     &waited);
 	ksft_print_msg("unreclaimable slab of the caller's cgroup: %ld -> %ld KiB for %zu new KSM pages (%.1f s after the call)\n",
-		       before / 1024, after / 1024, npages, t / 10.0);
+		       before / 1024, after / 1024, npages, waited);
 	return after - before >= (long)(npages * KSM_RMAP_ITEM_SIZE) ? 0 : 1;
 }
 

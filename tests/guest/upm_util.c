@@ -1094,6 +1094,23 @@ long cg_read(const char *name, const char *file, const char *key)
 	return strtol(buf, NULL, 10);
 }
 
+long cg_wait_slab(const char *name, long want, double *waited)
+{
+	double t0 = now_sec();
+	long val;
+	int t;
+
+	for (t = 0;; t++) {
+		val = cg_read(name, "memory.stat", "slab_unreclaimable");
+		if (val >= want || t == 100)
+			break;
+		msleep(100);
+	}
+	if (waited)
+		*waited = now_sec() - t0;
+	return val;
+}
+
 int cg_enter(const char *name, pid_t pid)
 {
 	char val[32];

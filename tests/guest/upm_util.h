@@ -213,6 +213,13 @@ int cg_create(const char *name);
 int cg_write(const char *name, const char *file, const char *val);
 /* A "key value" field of CG_ROOT/name/file (key NULL: the first number). */
 long cg_read(const char *name, const char *file, const char *key);
+/*
+ * slab_unreclaimable of the cgroup's memory.stat, read until it is at least
+ * want, for up to 10 s: memcg folds per-CPU updates in only past a batch
+ * (128 pages' worth on two CPUs) or at its periodic flush, every 2 s.
+ * *waited (if not NULL) gets the seconds that took.
+ */
+long cg_wait_slab(const char *name, long want, double *waited);
 /* Moves pid (0: the caller) into the group; 0 or -1. */
 int cg_enter(const char *name, pid_t pid);
 /* Kills what is left in the group, then removes it; 0 or -1. */
