@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MADV_UPM
@@ -62,6 +64,22 @@ static inline int upm_set_domain(int id)
 static inline int upm_get_domain(void)
 {
 	return prctl(PR_GET_UPM_DOMAIN, 0UL, 0UL, 0UL, 0UL);
+}
+
+/*
+ * upm_advise_process - advise ranges of another process for merging, with
+ * process_madvise(2): pidfd from pidfd_open(2), iov[] page-aligned ranges
+ * of that process. Its pages merge in its own merge domain, as if it had
+ * advised them itself. Needs ptrace read access to it and CAP_SYS_NICE.
+ * Returns the bytes advised (fewer than asked when a range failed after
+ * others were done), or -1 with errno: EACCES (no ptrace access), EPERM
+ * (no CAP_SYS_NICE), ESRCH (it exited), EINVAL (a kernel without UPM, or a
+ * bad range), or as madvise() sets it.
+ */
+static inline ssize_t upm_advise_process(int pidfd, const struct iovec *iov,
+					 size_t n)
+{
+	return syscall(SYS_process_madvise, pidfd, iov, n, MADV_UPM, 0U);
 }
 
 #endif /* UPM_H */
