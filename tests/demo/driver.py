@@ -10,6 +10,11 @@ every mode on that same set in turn:
                tensors (what the first one advises becomes the KSM pages the
                later ones merge with)
   upm-process  the same over every private anonymous region of the process
+  upm-tenants  upm-process with the first half of the instances in one merge
+               domain and the rest in another
+  upm-platform the functions do nothing: the platform runs `upmctl merge PID`
+               on each instance in turn (process_madvise over every private
+               anonymous region)
   ksm-fast     MADV_MERGEABLE over every private anonymous region, ksmd with
                sleep_millisecs=0 and a large pages_to_scan, until memory is
                stable (or --fast-cap)
@@ -128,6 +133,16 @@ def ksmd_cpu_s():
         except OSError:
             continue
     return 0.0
+
+
+def upmctl_merge(upmctl, pid):
+    """`upmctl --json merge PID`: what an instance's advice would report."""
+    r = subprocess.run([upmctl, "--json", "merge", str(pid)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"upmctl merge {pid}: status {r.returncode}: {r.stderr}")
+    (m,) = json.loads(r.stdout)["merged"]
+    return {"bytes": m["bytes_advised"], "seconds": m["seconds"]}
 
 
 def drop_caches():
@@ -305,6 +320,13 @@ class Run:
                     time.sleep(0.5)
                 while not smp.plateau(5, tol) and smp.now() < 60:
                     time.sleep(0.5)
+            elif mode == "upm-platform":
+                for inst in insts:
+                    advice.append(upmctl_merge(a.upmctl, inst.pid))
+                t_done = smp.now()
+                while smp.now() < t_done + a.settle or (
+                        not smp.plateau(a.settle, tol) and smp.now() < t_done + 60):
+                    time.sleep(0.5)
             elif mode.startswith("upm-"):
                 what = mode.split("-", 1)[1]
                 if what == "tenants":
@@ -423,7 +445,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet50,alexnet")
     p.add_argument("--counts", default="16")
-    p.add_argument("--modes", default="none,upm-tensors,upm-process,upm-tenants,ksm-fast,ksm-default")
+    p.add_argument("--modes", default="none,upm-tensors,upm-process,upm-tenants,upm-platform,ksm-fast,ksm-default")
+    p.add_argument("--upmctl", default=os.path.join(HERE, "..", "..", "build",
+                                                    "guest", "bin", "upmctl"))
     p.add_argument("--dir", required=True, help="weights and input.jpg")
     p.add_argument("--parallel", type=int, default=os.cpu_count())
     p.add_argument("--settle", type=float, default=5.0)

@@ -17,11 +17,12 @@ import time
 
 MiB = 1024 * 1024
 NAMES = {"resnet50": "ResNet-50", "alexnet": "AlexNet", "resnet18": "ResNet-18"}
-MODES = ["none", "upm-tensors", "upm-process", "upm-tenants", "ksm-fast",
-         "ksm-default"]
+MODES = ["none", "upm-tensors", "upm-process", "upm-tenants", "upm-platform",
+         "ksm-fast", "ksm-default"]
 TITLES = {"none": "no merging", "upm-tensors": "UPM, model tensors",
           "upm-process": "UPM, whole process",
           "upm-tenants": "UPM, whole process, 2 tenants",
+          "upm-platform": "UPM by the platform (upmctl)",
           "ksm-fast": "KSM, fastest", "ksm-default": "KSM, defaults"}
 PAPER = {"resnet50": ("21.4%", "12%"), "alexnet": ("54.9%", "42%")}
 COLUMNS = ["model", "instances", "mode", "used_mib", "saved_mib", "saved_pct",
@@ -179,7 +180,7 @@ def plots(outdir, modes, table):
                          f"{r['used_mib'] / 1024:.3f}" if r else "NaN"]
             f.write(f"\"{NAMES.get(model, model)} x{n}\" " + " ".join(vals) + "\n")
     colors = {"none": "#555555", "upm-tensors": "#9ecae1", "upm-process": "#3182bd",
-              "upm-tenants": "#08519c",
+              "upm-tenants": "#08519c", "upm-platform": "#6baed6",
               "ksm-fast": "#fdae6b", "ksm-default": "#e6550d"}
     common = ("set terminal pngcairo size 1100,600 font ',11'\n"
               "set style data histograms\nset style histogram cluster gap 1\n"
