@@ -47,9 +47,8 @@ static long target(int idx, int cmd, void *arg)
 
 	(void)idx;
 	(void)arg;
-	if (cmd > CMD_DOMAIN)
-		return prctl(PR_SET_UPM_DOMAIN, cmd - CMD_DOMAIN, 0, 0, 0) ?
-		       -errno : 0;
+	if (cmd > CMD_DOMAIN)	/* through the binding, upm.h */
+		return upm_set_domain(cmd - CMD_DOMAIN) ? -errno : 0;
 	switch (cmd) {
 	case CMD_SETUP:
 		buf = map_anon(NPAGES * PG, -1);
