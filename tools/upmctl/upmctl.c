@@ -125,13 +125,11 @@ static bool read_dir(const char *dir, struct counters *c)
 	if (!dp)
 		return false;
 	while ((d = readdir(dp)) && n < MAX_COUNTERS)
-		if (d->d_name[0] != '.')
-			names[n++] = strdup(d->d_name);
+		if (d->d_name[0] != '.' && (names[n] = strdup(d->d_name)))
+			n++;
 	closedir(dp);
 	qsort(names, n, sizeof(names[0]), name_cmp);
 	for (i = 0; i < n; i++) {
-		if (!names[i])
-			continue;
 		snprintf(path, sizeof(path), "%s%s", dir, names[i]);
 		if (read_ll(path, &val))
 			counter_add(c, names[i], val);
@@ -593,9 +591,12 @@ static double now(void)
 static void merge_failed(pid_t pid, int r, const char *why, int *shown)
 {
 	fprintf(stderr, "upmctl: %s: %d\n", why, pid);
-	if (json)
-		printf("%s{\"pid\": %d, \"error\": \"%s\", \"exit_code\": %d}",
-		       (*shown)++ ? ", " : "", pid, why, r);
+	if (json) {
+		printf("%s{\"pid\": %d, \"error\": ", (*shown)++ ? ", " : "",
+		       pid);
+		json_string(why);
+		printf(", \"exit_code\": %d}", r);
+	}
 }
 
 static int merge_one(pid_t pid, const struct range *ranges, int nranges,
