@@ -99,14 +99,12 @@ static long remote_advise(pid_t pid, void *addr, size_t len, int advice)
 	return r;
 }
 
-static bool start_targets(struct worker *w, int n, int domain)
+static bool start_targets(struct worker *w, int n)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
 		if (worker_start(&w[i], i, target, NULL))
-			return false;
-		if (domain && worker_call(&w[i], CMD_DOMAIN + domain))
 			return false;
 		if (worker_call(&w[i], CMD_SETUP))
 			return false;
@@ -156,7 +154,7 @@ static bool merge_pair(bool remote, struct outcome *o)
 
 	memset(o, 0, sizeof(*o));
 	ksm_stats_read(&k0);
-	if (!start_targets(w, 2, 0)) {
+	if (!start_targets(w, 2)) {
 		stop_targets(w, 2);
 		return false;
 	}
