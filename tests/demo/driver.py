@@ -150,21 +150,98 @@ def drop_caches():
     sysfs("/proc/sys/vm/drop_caches", 3)
 
 
+CGROOT = "/sys/fs/cgroup"
+CGDEMO = f"{CGROOT}/upm-demo"
+
+
+def cgroup_setup():
+    """cgroup v2 with the memory controller for the containers' cgroups,
+    under CGDEMO; what a container runtime finds set up by its init."""
+    if not os.path.exists(f"{CGROOT}/cgroup.controllers"):
+        os.makedirs(CGROOT, exist_ok=True)
+        subprocess.run(["mount", "-t", "cgroup2", "cgroup2", CGROOT], check=True)
+    for cg in (CGROOT, CGDEMO):
+        os.makedirs(cg, exist_ok=True)
+        with open(f"{cg}/cgroup.subtree_control") as f:
+            if "memory" in f.read().split():
+                continue
+        sysfs_write_str(f"{cg}/cgroup.subtree_control", "+memory")
+
+
+NAMESPACES = ("mnt", "pid", "ipc", "uts")
+
+
+def namespaces(pid="self"):
+    """The namespaces a process is in, as /proc names them ("pid:[4026...]")."""
+    return {ns: os.readlink(f"/proc/{pid}/ns/{ns}") for ns in NAMESPACES}
+
+
+def cgroup_of(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        return f.read().strip()
+
+
+def cgroup_memory(cg):
+    """memory.current and memory.stat's anon, file and kernel of a cgroup,
+    bytes."""
+    out = {"current": sysfs(f"{cg}/memory.current")}
+    with open(f"{cg}/memory.stat") as f:
+        for line in f:
+            k, v = line.split()
+            if k in ("anon", "file", "kernel"):
+                out[k] = int(v)
+    return out
+
+
 class Instance:
-    def __init__(self, model, weights, image, index):
+    """One function instance. With containers (the default) it runs as a
+    container runtime would start it: in its own memory cgroup, and through
+    unshare(1) in its own mount, PID, IPC and UTS namespaces, with its own
+    /proc and host name; its pid here is that of its process in our PID
+    namespace, found in its cgroup."""
+
+    def __init__(self, model, weights, image, index, containers=True):
         self.index = index
+        self.name = f"{model}-{index}"
+        self.cgroup = None
         self.t_spawn = time.monotonic()
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-        self.err = open(f"/tmp/instance-{model}-{index}.err", "w+")
+        self.err = open(f"/tmp/instance-{self.name}.err", "w+")
+        cmd = [sys.executable, FUNCTION, "serve", model, weights, image]
+        enter = None
+        if containers:
+            self.cgroup = f"{CGDEMO}/{self.name}"
+            if os.path.isdir(self.cgroup):
+                os.rmdir(self.cgroup)
+            os.mkdir(self.cgroup)
+            procs = f"{self.cgroup}/cgroup.procs"
+
+            def enter():
+                sysfs_write_str(procs, str(os.getpid()))
+            cmd = ["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork",
+                   "--kill-child", "--mount-proc", "--", "/bin/sh", "-c",
+                   'hostname "$0" && exec "$@"', self.name] + cmd
         self.proc = subprocess.Popen(
-            [sys.executable, FUNCTION, "serve", model, weights, image],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
-            text=True, bufsize=1, env=env)
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+            text=True, bufsize=1, env=env, preexec_fn=enter)
         self.ready = None
+        self._pid = None if containers else self.proc.pid
 
     @property
     def pid(self):
-        return self.proc.pid
+        """The function's process: in a container, the one of its cgroup
+        that is not unshare(1) itself."""
+        if self._pid is None:
+            with open(f"{self.cgroup}/cgroup.procs") as f:
+                pids = [int(p) for p in f.read().split() if int(p) != self.proc.pid]
+            if len(pids) != 1:
+                raise RuntimeError(f"container {self.name}: processes {pids}")
+            self._pid = pids[0]
+        return self._pid
+
+    def memory(self):
+        """The container's memory cgroup figures, or None without one."""
+        return cgroup_memory(self.cgroup) if self.cgroup else None
 
     def read(self):
         line = self.proc.stdout.readline()
@@ -188,6 +265,11 @@ class Instance:
             pass
         self.proc.wait()
         self.err.close()
+        if self.cgroup:
+            try:
+                os.rmdir(self.cgroup)
+            except OSError:
+                pass
 
 
 class Sampler:
@@ -254,13 +336,61 @@ def tolerance(base_used):
     return max(4 * MiB, int(0.005 * max(base_used, 0)))
 
 
+class Progress:
+    """What is left of the run and about how long it will take, estimated
+    from what this run measured so far: the wall time of a cold start per
+    instance (PARALLEL at a time), and of each mode with the unmerge after
+    it per instance, taken from the same model if it has one, else from
+    another; a step never measured yet counts at a nominal time."""
+
+    def __init__(self, args):
+        self.a = args
+        self.steps = []
+        for model in args.models:
+            have = 0
+            for n in args.counts:
+                self.steps.append(("start", model, n, n - have))
+                self.steps += [(mode, model, n, n) for mode in args.modes]
+                have = n
+        self.total = len(self.steps)
+        self.per_instance = {}
+
+    def nominal(self, kind, n):
+        a = self.a
+        return {"start": 60.0 * n / max(a.parallel, 1), "none": 20.0,
+                "ksm-fast": min(a.fast_cap, 15.0 * n) + 10,
+                "ksm-default": a.ksm_cap + 10}.get(kind, 10.0 + 3.0 * n)
+
+    def estimate(self, kind, model, k):
+        for key in [(kind, model)] + [(kind, m) for m in self.a.models]:
+            if key in self.per_instance:
+                return mean(self.per_instance[key]) * k
+        return self.nominal(kind, k)
+
+    def done(self, kind, model, n, seconds):
+        """Step (kind, model, n) took seconds: log what is left."""
+        step = next(s for s in self.steps if s[:3] == (kind, model, n))
+        self.steps.remove(step)
+        if step[3]:
+            self.per_instance.setdefault((kind, model), []).append(seconds / step[3])
+        left = sum(self.estimate(k, m, c) for k, m, _, c in self.steps)
+        log(f"  progress: {self.total - len(self.steps)} of {self.total} steps "
+            f"done, about {left / 60:.0f} min left")
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else 0.0
+
+
 class Run:
     def __init__(self, args):
         self.args = args
+        self.progress = Progress(args)
         self.ksm_defaults = {k: ksm(k) for k in ("pages_to_scan", "sleep_millisecs")}
         data(kind="env", thp=open("/sys/kernel/mm/transparent_hugepage/enabled").read().strip(),
          ksm_defaults=self.ksm_defaults, cpus=os.cpu_count(),
              mem_total=meminfo()["MemTotal"], kernel=os.uname().release,
+             namespaces=namespaces(), cgroup=cgroup_of("self"),
              args=vars(args))
 
     def start(self, model, have, want):
@@ -271,7 +401,8 @@ class Run:
         running = 0
         while len(have) < want or running:
             while running < self.args.parallel and len(have) < want:
-                inst = Instance(model, weights, image, len(have) + 1)
+                inst = Instance(model, weights, image, len(have) + 1,
+                                self.args.containers)
                 have.append(inst)
                 sel.register(inst.proc.stdout, selectors.EVENT_READ, inst)
                 running += 1
@@ -371,12 +502,18 @@ class Run:
                 rec["ksm_pages_shared"] = ksm("pages_shared")
                 rec["capped"] = smp.now() >= cap
             pss = [pss_bytes(i.pid) for i in insts]
+            cgs = [i.memory() for i in insts]
         used = smp.samples[-1][1]
         m = meminfo()
         rec["meminfo"] = {k: m.get(k, 0) for k in ("AnonPages", "AnonHugePages", "Slab", "Shmem")}
         rec.update(used=used - base, pss_sum=sum(pss), pss_mean=sum(pss) / n,
                    pss=pss, duration_s=smp.now(),
                    ksmd_cpu_s=ksmd_cpu_s() - ksmd0)
+        if cgs and all(cgs):
+            # Per container, from its memory cgroup. A KSM page stays charged
+            # to the cgroup of the page it was made from, and a shared file
+            # page to its first reader's: containers that share pay unevenly.
+            rec["cgroup"] = {k: [c[k] for c in cgs] for k in cgs[0]}
         stable = smp.stable_at(tol)
         rec["stable_s"] = stable
         if mode.startswith("ksm-") and rec.get("capped") and not smp.plateau(10, tol):
@@ -400,6 +537,10 @@ class Run:
                     f"({100 * sv / (none_used - base):.1f}%)"
         stable_txt = f"{rec['stable_s']:.1f} s" if rec["stable_s"] is not None else "not stable"
         extra = f", madvise mean {sum(rec['madvise_s']) / n:.2f} s" if mode.startswith("upm-") else ""
+        if "cgroup" in rec:
+            cur = rec["cgroup"]["current"]
+            extra += (f", memory.current per container {min(cur) / MiB:.0f}"
+                      f"-{max(cur) / MiB:.0f} MiB")
         log(f"{model} x{n} {mode}: used {(used - base) / MiB:.0f} MiB, PSS/instance "
             f"{sum(pss) / n / MiB:.0f} MiB{saved}; stable after {stable_txt}, "
             f"ksmd {rec['ksmd_cpu_s']:.1f} s CPU{extra}")
@@ -422,9 +563,13 @@ class Run:
                      load_s=[r["load_s"] for r in rs],
                      classify_s=[r["classify_s"] for r in rs],
                      classes=[r["result"]["class"] for r in rs],
+                     namespaces=[namespaces(i.pid) for i in insts],
+                     cgroups=[cgroup_of(i.pid) for i in insts],
                      weights=os.path.getsize(os.path.join(a.dir, f"{model}.pt")))
+                self.progress.done("start", model, n, time.monotonic() - t)
                 none_used = None
                 for mode in a.modes:
+                    t = time.monotonic()
                     used = self.measure(model, n, insts, mode, base, none_used)
                     if mode == "none":
                         none_used = used
@@ -435,6 +580,7 @@ class Run:
                         # an instance may change domains.
                         for inst in insts:
                             inst.call("domain 1")
+                    self.progress.done(mode, model, n, time.monotonic() - t)
         finally:
             for inst in insts:
                 inst.stop()
@@ -454,6 +600,8 @@ def main():
     p.add_argument("--ksm-cap", type=float, default=180.0)
     p.add_argument("--fast-cap", type=float, default=300.0)
     p.add_argument("--fast-pages", type=int, default=20000)
+    p.add_argument("--no-containers", dest="containers", action="store_false",
+                   help="plain processes instead of containers")
     p.add_argument("--thp", choices=["always", "madvise", "never"],
                    help="transparent huge pages (default: as booted)")
     a = p.parse_args()
@@ -464,6 +612,8 @@ def main():
         sysfs_write_str("/sys/kernel/mm/transparent_hugepage/enabled", a.thp)
     if a.modes[0] != "none":
         a.modes.insert(0, "none")
+    if a.containers:
+        cgroup_setup()
     run = Run(a)
     ksm("run", 0)
     for model in a.models:

@@ -7,6 +7,7 @@ model: its weights (233 MiB) are large beside the noise of MemAvailable and
 KSM's bookkeeping, and its inference is cheaper under TCG than ResNet-18's.
 Installs PyTorch itself (scripts/setup-host); needs the guest built."""
 import csv
+import json
 import os
 import subprocess
 import tempfile
@@ -83,6 +84,24 @@ class DemoReduced(unittest.TestCase):
         saved = float(none["used_mib"]) - float(upm["used_mib"])
         self.assertGreaterEqual(saved, self.threshold_mib(),
                                 f"none {none['used_mib']} MiB, upm {upm['used_mib']} MiB")
+
+    def test_instances_are_containers(self):
+        """each instance ran in its own mount, PID, IPC and UTS namespaces
+        and memory cgroup, whose figures every mode recorded"""
+        self.row("none")
+        recs = [json.loads(line) for line in open(self.out / f"results-{MODEL}.jsonl")]
+        env = next(r for r in recs if r["kind"] == "env")
+        cold = next(r for r in recs if r["kind"] == "cold" and r["n"] == INSTANCES)
+        for ns, ours in env["namespaces"].items():
+            theirs = [i[ns] for i in cold["namespaces"]]
+            self.assertEqual(len(set(theirs)), INSTANCES, f"{ns}: {theirs}")
+            self.assertNotIn(ours, theirs, ns)
+        self.assertEqual(len(set(cold["cgroups"])), INSTANCES, cold["cgroups"])
+        for r in recs:
+            if r["kind"] == "mode":
+                cur = r["cgroup"]["current"]
+                self.assertEqual(len(cur), INSTANCES, r["mode"])
+                self.assertTrue(all(c > 0 for c in cur), f"{r['mode']}: {cur}")
 
     def test_report_written(self):
         """the run writes the table and the plots"""
