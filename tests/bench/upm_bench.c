@@ -23,7 +23,12 @@
  *     once more (the pages are private now),
  *   D fills a buffer of its own content, advises it (unique call), and
  *     writes one byte per page of it, then once more: advised unique
- *     memory against private memory.
+ *     memory against private memory,
+ *   E advises 1 MiB of its own content again and again, alone for a
+ *     second, then while F advises a copy of A's buffer (every page merges
+ *     into a KSM page that A maps): how long a call waits while another
+ *     holds ksm_thread_mutex, and how many of its calls fit within the
+ *     other's.
  * Then all exit, and KSM's pages_shared and pages_sharing must come back to
  * where they were. KSM repetitions do the same with MADV_MERGEABLE and let
  * ksmd run (at its defaults, then at its fastest) until pages_sharing grows
@@ -70,6 +75,20 @@ static int nohuge;
 static int no_ksm;
 
 static int failed;
+
+/* The probe's pages: E advises them until main sets stop. */
+#define PROBE_PAGES 256
+
+/*
+ * Shared with the workers (mapped before the first fork): the probe's stop
+ * flag, and when F's call began and ended (CLOCK_MONOTONIC, 0 until then).
+ */
+struct shared {
+	volatile int stop;
+	volatile double f_start, f_end;
+};
+
+static struct shared *shared;
 
 static void error(const char *fmt, ...)
 {
@@ -170,6 +189,8 @@ static void ksm_restore(void)
 
 static void on_signal(int sig)
 {
+	if (shared)
+		shared->stop = 1;	/* a probe must not spin on */
 	ksm_restore();
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -317,7 +338,7 @@ static __attribute__((noinline)) int cmp_words(const uint64_t *a,
 }
 
 /* ---- worker processes, driven over pipes ---- */
-enum { OP_FILL, OP_FLOOR, OP_UPM, OP_MERGEABLE, OP_COW, OP_EXIT };
+enum { OP_FILL, OP_FLOOR, OP_UPM, OP_MERGEABLE, OP_COW, OP_PROBE, OP_EXIT };
 
 struct cmd {
 	int op, kind;
@@ -431,9 +452,13 @@ static void worker_loop(int in, int out)
 			break;
 		case OP_UPM:
 			t0 = now();
+			if (c.kind)	/* F, beside the probe */
+				shared->f_start = t0;
 			if (madvise(buf, len, MADV_UPM))
 				r.err = errno;
 			r.t[0] = now() - t0;
+			if (c.kind)
+				shared->f_end = t0 + r.t[0];
 			break;
 		case OP_MERGEABLE:
 			t0 = now();
@@ -441,6 +466,32 @@ static void worker_loop(int in, int out)
 				r.err = errno;
 			r.t[0] = now() - t0;
 			break;
+		case OP_PROBE: {
+			/*
+			 * Calls until told to stop. t[0]: the longest, t[1]: their
+			 * sum, t[2]: the calls made wholly within F's; check: calls.
+			 */
+			double t1, fs, fe;
+
+			while (!shared->stop) {
+				fs = shared->f_start;
+				t0 = now();
+				if (madvise(buf, len, MADV_UPM)) {
+					r.err = errno;
+					break;
+				}
+				t1 = now();
+				fe = shared->f_end;
+				if (fs > 0 && (fe == 0 || t1 <= fe))
+					r.t[2]++;
+				t1 -= t0;
+				if (t1 > r.t[0])
+					r.t[0] = t1;
+				r.t[1] += t1;
+				r.check++;
+			}
+			break;
+		}
 		case OP_COW: {
 			volatile char *v = buf;
 
@@ -483,17 +534,52 @@ static int spawn(struct worker *w)
 	return 0;
 }
 
-static int rpc(struct worker *w, int op, int kind, size_t npages,
-	       uint64_t seed, uint64_t seed2, struct reply *r)
+/* Send a command; rpc_reply() takes its answer. */
+static int rpc_send(struct worker *w, int op, int kind, size_t npages,
+		    uint64_t seed, uint64_t seed2)
 {
 	struct cmd c = { op, kind, npages, seed, seed2 };
 
+	return xwrite(w->to, &c, sizeof(c));
+}
+
+static int rpc_reply(struct worker *w, struct reply *r)
+{
 	memset(r, 0, sizeof(*r));
-	if (xwrite(w->to, &c, sizeof(c)) || xread(w->from, r, sizeof(*r))) {
+	if (xread(w->from, r, sizeof(*r))) {
 		r->err = EPIPE;
 		return -1;
 	}
 	return r->err ? -1 : 0;
+}
+
+static int rpc(struct worker *w, int op, int kind, size_t npages,
+	       uint64_t seed, uint64_t seed2, struct reply *r)
+{
+	if (rpc_send(w, op, kind, npages, seed, seed2)) {
+		memset(r, 0, sizeof(*r));
+		r->err = EPIPE;
+		return -1;
+	}
+	return rpc_reply(w, r);
+}
+
+/* E's probe calls for @secs alone, or while F advises its buffer (@f). */
+static int probe(struct worker *e, struct worker *f, double secs,
+		 struct reply *pr, struct reply *fr)
+{
+	shared->stop = 0;
+	shared->f_start = shared->f_end = 0;
+	if (rpc_send(e, OP_PROBE, 0, PROBE_PAGES, 0, 0)) {
+		pr->err = EPIPE;
+		return -1;
+	}
+	if (f)
+		rpc(f, OP_UPM, 1, 0, 0, 0, fr);
+	else
+		nap(secs);
+	shared->stop = 1;
+	return rpc_reply(e, pr) || (f && fr->err) ? -1 : 0;
 }
 
 static void finish(struct worker *w, int n)
@@ -509,8 +595,10 @@ static void finish(struct worker *w, int n)
 		close(w[i].from);
 	}
 	for (i = 0; i < n; i++)
-		if (w[i].pid > 0)
+		if (w[i].pid > 0) {
 			waitpid(w[i].pid, NULL, 0);
+			w[i].pid = 0;
+		}
 }
 
 /* ---- output ---- */
@@ -567,9 +655,9 @@ static void upm_rep(long size, int rep)
 {
 	size_t n = size * MIB / PG;
 	uint64_t p = seed_of(size, rep, 1), q = seed_of(size, rep, 2);
-	struct worker w[4] = { 0 };
+	struct worker w[6] = { 0 };
 	struct counters base, c0, c1;
-	struct reply r;
+	struct reply r, pr;
 	const char *step;
 
 	snap(&base);
@@ -644,14 +732,48 @@ static void upm_rep(long size, int rep)
 	row("write_unique", size, rep, r.t[0], n, NULL, NULL, 0, 0, 0);
 	row("write_private", size, rep, r.t[1], n, NULL, NULL, 0, 0, 0);
 
+	/*
+	 * The probe's longest call while F merges bounds how long F held
+	 * ksm_thread_mutex at a time, plus the probe's own call (alone).
+	 * SECONDS: the longest call; PAGES: the calls made; MERGED: their
+	 * mean, in microseconds; NEW_KSM: the calls made within F's call.
+	 * Only A stays: F's pages merge into the KSM pages it maps.
+	 */
+	finish(&w[1], 3);
+	STEP("probe alone (E)");
+	if (spawn(&w[4]) ||
+	    rpc(&w[4], OP_FILL, FILL_SAME, PROBE_PAGES, seed_of(size, rep, 5), 0,
+		&r) || spawn(&w[5]) ||
+	    rpc(&w[5], OP_FILL, FILL_SAME, n, p, 0, &r))
+		goto fail;
+	if (probe(&w[4], NULL, 1.0, &pr, NULL)) {
+		r = pr;
+		goto fail;
+	}
+	printf("row,probe_alone,%ld,%d,%.9f,%lu,%.0f,0,0,0,0,0,0\n", size, rep,
+	       pr.t[0], (unsigned long)pr.check,
+	       pr.check ? 1e6 * pr.t[1] / pr.check : 0);
+	STEP("call beside the probe (F, E)");
+	snap(&c0);
+	if (probe(&w[4], &w[5], 0, &pr, &r)) {
+		if (!r.err)
+			r = pr;
+		goto fail;
+	}
+	snap(&c1);
+	row("beside_probe", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
+	printf("row,probe_beside,%ld,%d,%.9f,%lu,%.0f,%.0f,0,0,0,0,0\n", size,
+	       rep, pr.t[0], (unsigned long)pr.check,
+	       pr.check ? 1e6 * pr.t[1] / pr.check : 0, pr.t[2]);
+
 	STEP("exit");
-	finish(w, 4);
+	finish(w, 6);
 	check_restored(size, rep, &base);
 	return;
 fail:
 	error("UPM step '%s' failed for size %ld rep %d: %s", step, size, rep,
 	      strerror(r.err));
-	finish(w, 4);
+	finish(w, 6);
 #undef STEP
 }
 
@@ -762,6 +884,12 @@ int main(int argc, char **argv)
 		usage();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED) {
+		error("mmap of the shared page: %s", strerror(errno));
+		return 1;
+	}
 	if (access(UPM_DIR "calls", R_OK)) {
 		error("no %s: kernel without CONFIG_UPM", UPM_DIR);
 		return 1;

@@ -92,6 +92,16 @@ class Bench(unittest.TestCase):
         self.assertEqual(float(self.row("unique_call")["merged"]), 0)
         self.assertEqual(float(self.row("ksm_fastest")["target"]), PAGES)
 
+    def test_two_calls(self):
+        """the probe made calls alone and beside another process's call,
+        which still merged every page (whether the probe's calls go on
+        within the other call shows at sizes above one batch, in make bench)"""
+        alone, beside = self.row("probe_alone_longest"), self.row("probe_beside_longest")
+        self.assertGreater(float(alone["pages"]), 0)
+        self.assertGreater(float(beside["pages"]), 0)
+        self.assertLessEqual(float(beside["target"]), float(beside["pages"]))
+        self.assertEqual(float(self.row("beside_probe")["merged"]), PAGES)
+
     def test_state_restored(self):
         """KSM's counters came back to their earlier values after every run"""
         r = self.row("ksm_state_restored")
