@@ -176,6 +176,11 @@ def namespaces(pid="self"):
     return {ns: os.readlink(f"/proc/{pid}/ns/{ns}") for ns in NAMESPACES}
 
 
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
 def cgroup_of(pid):
     with open(f"/proc/{pid}/cgroup") as f:
         return f.read().strip()
@@ -221,9 +226,15 @@ class Instance:
             cmd = ["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork",
                    "--kill-child", "--mount-proc", "--", "/bin/sh", "-c",
                    'hostname "$0" && exec "$@"', self.name] + cmd
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
-            text=True, bufsize=1, env=env, preexec_fn=enter)
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                text=True, bufsize=1, env=env, preexec_fn=enter)
+        except (OSError, subprocess.SubprocessError):
+            self.err.close()
+            if self.cgroup:
+                os.rmdir(self.cgroup)
+            raise
         self.ready = None
         self._pid = None if containers else self.proc.pid
 
@@ -233,7 +244,8 @@ class Instance:
         that is not unshare(1) itself."""
         if self._pid is None:
             with open(f"{self.cgroup}/cgroup.procs") as f:
-                pids = [int(p) for p in f.read().split() if int(p) != self.proc.pid]
+                # a pid may be listed twice (cgroup v2 does not sort them)
+                pids = sorted({int(p) for p in f.read().split()} - {self.proc.pid})
             if len(pids) != 1:
                 raise RuntimeError(f"container {self.name}: processes {pids}")
             self._pid = pids[0]
@@ -338,10 +350,11 @@ def tolerance(base_used):
 
 class Progress:
     """What is left of the run and about how long it will take, estimated
-    from what this run measured so far: the wall time of a cold start per
-    instance (PARALLEL at a time), and of each mode with the unmerge after
-    it per instance, taken from the same model if it has one, else from
-    another; a step never measured yet counts at a nominal time."""
+    from what this run measured so far. A step takes a fixed time (the
+    settling, KSM's cap) and a time per instance: the wall time of a cold
+    start (PARALLEL at a time), of a mode's advice and of the unmerge after
+    it, taken from the same model if it has one, else from another; a step
+    never measured yet counts at a nominal time."""
 
     def __init__(self, args):
         self.a = args
@@ -355,27 +368,42 @@ class Progress:
         self.total = len(self.steps)
         self.per_instance = {}
 
-    def nominal(self, kind, n):
+    def fixed(self, kind):
+        """The part of a step that does not grow with the instances."""
         a = self.a
-        return {"start": 60.0 * n / max(a.parallel, 1), "none": 20.0,
-                "ksm-fast": min(a.fast_cap, 15.0 * n) + 10,
-                "ksm-default": a.ksm_cap + 10}.get(kind, 10.0 + 3.0 * n)
+        return {"start": 0.0, "ksm-default": a.ksm_cap}.get(kind, 2 * a.settle)
+
+    def nominal(self, kind):
+        """Seconds per instance, before any step of the kind was measured."""
+        return {"start": 60.0 / max(self.a.parallel, 1), "ksm-fast": 15.0}.get(kind, 3.0)
 
     def estimate(self, kind, model, k):
         for key in [(kind, model)] + [(kind, m) for m in self.a.models]:
             if key in self.per_instance:
-                return mean(self.per_instance[key]) * k
-        return self.nominal(kind, k)
+                return self.fixed(kind) + mean(self.per_instance[key]) * k
+        return self.fixed(kind) + self.nominal(kind) * k
+
+    def left(self, skip=None):
+        """Seconds the steps not done yet should take, but skip."""
+        return sum(self.estimate(k, m, c) for k, m, n, c in self.steps
+                   if (k, m, n) != skip)
+
+    def starting(self, model, n, ready, seconds):
+        """ready of the instances of step ("start", model, n) are up after
+        seconds: the time left, with the rest of them at that pace."""
+        step = next(s for s in self.steps if s[:3] == ("start", model, n))
+        rest = seconds / ready * (step[3] - ready)	# fixed: 0 for "start"
+        return f"about {(rest + self.left(step[:3])) / 60:.0f} min left"
 
     def done(self, kind, model, n, seconds):
         """Step (kind, model, n) took seconds: log what is left."""
         step = next(s for s in self.steps if s[:3] == (kind, model, n))
         self.steps.remove(step)
         if step[3]:
-            self.per_instance.setdefault((kind, model), []).append(seconds / step[3])
-        left = sum(self.estimate(k, m, c) for k, m, _, c in self.steps)
+            per = max(0.0, seconds - self.fixed(kind)) / step[3]
+            self.per_instance.setdefault((kind, model), []).append(per)
         log(f"  progress: {self.total - len(self.steps)} of {self.total} steps "
-            f"done, about {left / 60:.0f} min left")
+            f"done, about {self.left() / 60:.0f} min left")
 
 
 def mean(xs):
@@ -399,6 +427,7 @@ class Run:
         image = os.path.join(self.args.dir, "input.jpg")
         sel = selectors.DefaultSelector()
         running = 0
+        t0, first = time.monotonic(), len(have)
         while len(have) < want or running:
             while running < self.args.parallel and len(have) < want:
                 inst = Instance(model, weights, image, len(have) + 1,
@@ -413,10 +442,12 @@ class Run:
                 r = inst.read()
                 r["wall_s"] = time.monotonic() - inst.t_spawn
                 inst.ready = r
+                ready = sum(1 for i in have[first:] if i.ready)
+                eta = self.progress.starting(model, want, ready, time.monotonic() - t0)
                 log(f"{model}: instance {inst.index}/{want} ready: cold start "
                     f"{r['wall_s']:.1f} s (import {r['import_s']:.1f}, load "
                     f"{r['load_s']:.1f}, classify {r['classify_s']:.1f}), "
-                    f"class {r['result']['class']}")
+                    f"class {r['result']['class']}; {eta}")
         sel.close()
 
     def unmerge_all(self, insts, base, none_used):
@@ -564,6 +595,7 @@ class Run:
                      classify_s=[r["classify_s"] for r in rs],
                      classes=[r["result"]["class"] for r in rs],
                      namespaces=[namespaces(i.pid) for i in insts],
+                     comms=[comm(i.pid) for i in insts],
                      cgroups=[cgroup_of(i.pid) for i in insts],
                      weights=os.path.getsize(os.path.join(a.dir, f"{model}.pt")))
                 self.progress.done("start", model, n, time.monotonic() - t)

@@ -97,6 +97,8 @@ class DemoReduced(unittest.TestCase):
             self.assertEqual(len(set(theirs)), INSTANCES, f"{ns}: {theirs}")
             self.assertNotIn(ours, theirs, ns)
         self.assertEqual(len(set(cold["cgroups"])), INSTANCES, cold["cgroups"])
+        # the pid measured is the function's, not unshare's or the shell's
+        self.assertTrue(all(c.startswith("python") for c in cold["comms"]), cold["comms"])
         for r in recs:
             if r["kind"] == "mode":
                 cur = r["cgroup"]["current"]
