@@ -539,6 +539,11 @@ static void *wp_write(void *arg)
 	return NULL;
 }
 
+/*
+ * With arg, the twin is a KSM page already (two pages of one process
+ * merged), so the protected page is replaced with its page table's other
+ * twins of KSM pages, not in a pair merge: both must keep the uffd-wp bit.
+ */
 static int uffd_wp_case(void *arg)
 {
 	struct uffdio_api api = { .api = UFFD_API };
@@ -549,14 +554,15 @@ static int uffd_wp_case(void *arg)
 	struct pollfd pfd;
 	char *twin, *p;
 	pthread_t th;
+	size_t twins = arg ? 2 : 1, j;
 	int uffd, got = 0;
-	(void)arg;
 
-	twin = map_anon(PG, -1);
+	twin = map_anon(twins * PG, -1);
 	p = map_anon(PG, -1);
 	if (!twin || !p)
 		return 1;
-	fill_page(twin, 0x7e00, 0);
+	for (j = 0; j < twins; j++)
+		fill_page(twin + j * PG, 0x7e00, 0);
 	fill_page(p, 0x7e00, 0);
 	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
@@ -573,7 +579,12 @@ static int uffd_wp_case(void *arg)
 		ksft_print_msg("uffd-wp: %s\n", strerror(errno));
 		return 1;
 	}
-	if (upm_call(twin, PG) || upm_call(p, PG) || pfn_of(p) != pfn_of(twin)) {
+	if (upm_call(twin, twins * PG) ||
+	    (arg && pfn_of(twin) != pfn_of(twin + PG))) {
+		ksft_print_msg("the twins did not merge\n");
+		return 1;
+	}
+	if (upm_call(p, PG) || pfn_of(p) != pfn_of(twin)) {
 		ksft_print_msg("the protected page did not merge\n");
 		return 1;
 	}
@@ -757,7 +768,7 @@ int main(void)
 	long base_rmap;
 	int r;
 
-	upm_test_start(14);
+	upm_test_start(15);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh || ksm_settings_save(&saved))
 		ksft_exit_fail_msg("set-up failed\n");
@@ -795,6 +806,8 @@ int main(void)
 			 "with upm/enabled=0, MADV_UPM fails with EPERM and changes nothing; 1 restores it\n");
 	ksft_test_result(run_child(uffd_wp_case, NULL) == 0,
 			 "a write to a merged uffd-wp protected page reaches the handler\n");
+	ksft_test_result(run_child(uffd_wp_case, "KSM twin") == 0,
+			 "the same when the page merged into a KSM page that existed\n");
 	ksft_test_result(charged(),
 			 "rmap items and stable nodes are charged to the caller's memory cgroup\n");
 	ksft_test_result(written_while_merged(),

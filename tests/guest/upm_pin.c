@@ -4,7 +4,9 @@
  * buffer, and a page spliced into a pipe by vmsplice() and not yet read,
  * stay where they are (pages_skipped counts them) while the rest of the
  * range merges; data written through the pin shows in the process's own
- * mapping.
+ * mapping. Both when the twins are another process's candidates (pair
+ * merges) and when they are KSM pages already (a page table's twins are
+ * replaced at once, with one TLB flush, and the pin checked after it).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,10 +31,12 @@
 enum { CMD_SETUP = 1, CMD_PIN_URING, CMD_PIN_SPLICE, CMD_ADVISE,
        CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK };
 
+#define MAXW 3			/* the pinning process and up to two others */
+
 struct shared {
 	uint64_t seed;
-	uint64_t pfn[2][NPAGES], pfn_before[2][NPAGES];
-	long bad[2];
+	uint64_t pfn[MAXW][NPAGES], pfn_before[MAXW][NPAGES];
+	long bad[MAXW];
 };
 
 static struct shared *sh;
@@ -203,10 +207,16 @@ static long helper(int idx, int cmd, void *arg)
 	return -EINVAL;
 }
 
+/*
+ * Helper 1 advises first (its pages become candidates); with ksm_twins,
+ * helper 2 then advises too, which makes every page a KSM page; helper 0
+ * holds a pin and advises last.
+ */
 static void test_pin(const char *name, int pin_cmd, int check_cmd,
-		     uint64_t seed)
+		     uint64_t seed, bool ksm_twins)
 {
-	struct worker w[2];
+	int nw = ksm_twins ? 3 : 2;
+	struct worker w[MAXW];
 	struct upm_stats d;
 	struct ksm_stats base, seen;
 	bool ok = true, skip = false;
@@ -216,7 +226,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 
 	ksm_stats_read(&base);
 	sh->seed = seed;
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < nw; i++) {
 		if (worker_start(&w[i], i, helper, NULL))
 			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
 		if (worker_call(&w[i], CMD_SETUP))
@@ -233,6 +243,15 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 		ksft_print_msg("%s: first caller: madvise(MADV_UPM) failed: %s\n",
 			       name, strerror(r));
 		ok = false;
+	}
+	if (ksm_twins) {
+		r = worker_call_counted(&w[2], CMD_ADVISE, "second caller", &d);
+		if (r || d.pages_new_ksm != NPAGES) {
+			ksft_print_msg("%s: second caller: expected pages_new_ksm +%d, saw %+ld (%s)\n",
+				       name, NPAGES, (long)d.pages_new_ksm,
+				       strerror(r));
+			ok = false;
+		}
 	}
 	r = worker_call(&w[0], pin_cmd);
 	if (r == SKIP_RC) {
@@ -282,14 +301,22 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 			       name, r);
 		ok = false;
 	}
-	worker_call(&w[1], CMD_MEASURE);
-	if (sh->bad[1]) {
-		ksft_print_msg("%s: the other process's pages changed\n", name);
-		ok = false;
+	for (i = 1; i < nw; i++) {
+		worker_call(&w[i], CMD_MEASURE);
+		if (sh->bad[i]) {
+			ksft_print_msg("%s: the other processes' pages changed\n",
+				       name);
+			ok = false;
+		}
+		if (i == 2 && memcmp(sh->pfn[1], sh->pfn[2], sizeof(sh->pfn[1]))) {
+			ksft_print_msg("%s: the two others do not share every page\n",
+				       name);
+			ok = false;
+		}
 	}
 out:
-	worker_stop(&w[0]);
-	worker_stop(&w[1]);
+	for (i = 0; i < nw; i++)
+		worker_stop(&w[i]);
 	if (!ksm_wait_back(&base, 10000, &seen)) {
 		ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
 			       name, seen.pages_shared, base.pages_shared,
@@ -305,12 +332,16 @@ out:
 
 int main(void)
 {
-	upm_test_start(2);
+	upm_test_start(4);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh)
 		ksft_exit_fail_msg("no memory for results\n");
 	test_pin("io_uring fixed buffer", CMD_PIN_URING, CMD_URING_READ,
-		 0x7000);
-	test_pin("vmsplice", CMD_PIN_SPLICE, CMD_SPLICE_CHECK, 0x7100);
+		 0x7000, false);
+	test_pin("vmsplice", CMD_PIN_SPLICE, CMD_SPLICE_CHECK, 0x7100, false);
+	test_pin("io_uring fixed buffer, twins are KSM pages", CMD_PIN_URING,
+		 CMD_URING_READ, 0x7200, true);
+	test_pin("vmsplice, twins are KSM pages", CMD_PIN_SPLICE,
+		 CMD_SPLICE_CHECK, 0x7300, true);
 	ksft_finished();
 }
