@@ -17,6 +17,9 @@
  *     loop over 8-byte words), then advises
  *     it while A is alive (merging call: every page merges with A's
  *     candidate into a new KSM page),
+ *   G fills the same content and advises it (third call: every page's twin
+ *     is a KSM page now, the case of every copy after the second), then
+ *     exits,
  *   C fills a buffer of which every other page equals A's and advises it
  *     (half-duplicate mix),
  *   B writes one byte per page of its merged buffer (copy-on-write), then
@@ -655,7 +658,7 @@ static void upm_rep(long size, int rep)
 {
 	size_t n = size * MIB / PG;
 	uint64_t p = seed_of(size, rep, 1), q = seed_of(size, rep, 2);
-	struct worker w[6] = { 0 };
+	struct worker w[7] = { 0 };
 	struct counters base, c0, c1;
 	struct reply r, pr;
 	const char *step;
@@ -696,6 +699,19 @@ static void upm_rep(long size, int rep)
 	if (c1.merged - c0.merged != (long)n)
 		error("merging call merged %ld of %zu pages (size %ld rep %d)",
 		      c1.merged - c0.merged, n, size, rep);
+
+	STEP("third call (G)");
+	if (spawn(&w[6]) || rpc(&w[6], OP_FILL, FILL_SAME, n, p, 0, &r))
+		goto fail;
+	snap(&c0);
+	if (rpc(&w[6], OP_UPM, 0, n, 0, 0, &r))
+		goto fail;
+	snap(&c1);
+	row("third_call", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
+	if (c1.merged - c0.merged != (long)n)
+		error("third call merged %ld of %zu pages (size %ld rep %d)",
+		      c1.merged - c0.merged, n, size, rep);
+	finish(&w[6], 1);
 
 	STEP("half-duplicate call (C)");
 	if (spawn(&w[2]) || rpc(&w[2], OP_FILL, FILL_HALF, n, p, q, &r))
@@ -767,13 +783,13 @@ static void upm_rep(long size, int rep)
 	       pr.check ? 1e6 * pr.t[1] / pr.check : 0, pr.t[2]);
 
 	STEP("exit");
-	finish(w, 6);
+	finish(w, 7);
 	check_restored(size, rep, &base);
 	return;
 fail:
 	error("UPM step '%s' failed for size %ld rep %d: %s", step, size, rep,
 	      strerror(r.err));
-	finish(w, 6);
+	finish(w, 7);
 #undef STEP
 }
 

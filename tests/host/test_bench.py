@@ -19,7 +19,7 @@ INITRD = BUILD / "initramfs.cpio.gz"
 
 SIZE = 16
 PAGES = SIZE * 1024 * 1024 // 4096
-TIMED = ["first_call", "merging_call", "half_call", "upm_total", "memcmp",
+TIMED = ["first_call", "merging_call", "third_call", "half_call", "upm_total", "memcmp",
          "cmp_words", "hash64", "memcpy", "cow_merged", "cow_private",
          "unique_call", "write_unique", "write_private",
          "ksm_fastest", "ksm_default"]
@@ -83,10 +83,12 @@ class Bench(unittest.TestCase):
             self.assertGreater(float(self.row(m)["median"]), 0, m)
 
     def test_upm_merged_everything(self):
-        """the merging call merged every page, the half-duplicate call half"""
+        """the merging and third calls merged every page, the half-duplicate
+        call half"""
         r = self.row("merging_call")
         self.assertEqual(int(r["pages"]), PAGES)
         self.assertEqual(float(r["merged"]), PAGES)
+        self.assertEqual(float(self.row("third_call")["merged"]), PAGES)
         self.assertEqual(float(self.row("half_call")["merged"]), PAGES // 2)
         self.assertEqual(float(self.row("first_call")["merged"]), 0)
         self.assertEqual(float(self.row("unique_call")["merged"]), 0)
