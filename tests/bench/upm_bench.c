@@ -19,7 +19,9 @@
  *     candidate into a new KSM page),
  *   G fills the same content and advises it (third call: every page's twin
  *     is a KSM page now, the case of every copy after the second), then
- *     exits,
+ *     exits; H does the same while a thread of its own keeps running on
+ *     the other CPU, as a multi-threaded runtime's would (each TLB flush of
+ *     its mm then interrupts that CPU),
  *   C fills a buffer of which every other page equals A's and advises it
  *     (half-duplicate mix),
  *   B writes one byte per page of its merged buffer (copy-on-write), then
@@ -46,7 +48,9 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -342,6 +346,18 @@ static __attribute__((noinline)) int cmp_words(const uint64_t *a,
 
 /* ---- worker processes, driven over pipes ---- */
 enum { OP_FILL, OP_FLOOR, OP_UPM, OP_MERGEABLE, OP_COW, OP_PROBE, OP_EXIT };
+/* OP_UPM's kind: a plain call, F's call beside the probe, a threaded call */
+enum { UPM_PLAIN, UPM_BESIDE_PROBE, UPM_THREADED };
+
+static atomic_int spinning;
+
+/* A thread of the advising process that keeps its CPU busy in userspace. */
+static void *spin(void *arg)
+{
+	while (atomic_load_explicit(&spinning, memory_order_relaxed))
+		;
+	return arg;
+}
 
 struct cmd {
 	int op, kind;
@@ -453,16 +469,31 @@ static void worker_loop(int in, int out)
 			r.check += (unsigned char)buf2[len - 1];
 			munmap(buf2, len);
 			break;
-		case OP_UPM:
+		case OP_UPM: {
+			pthread_t th;
+
+			if (c.kind == UPM_THREADED) {
+				atomic_store(&spinning, 1);
+				if (pthread_create(&th, NULL, spin, NULL)) {
+					r.err = EAGAIN;
+					break;
+				}
+				nap(0.05);	/* running before the call */
+			}
 			t0 = now();
-			if (c.kind)	/* F, beside the probe */
+			if (c.kind == UPM_BESIDE_PROBE)
 				shared->f_start = t0;
 			if (madvise(buf, len, MADV_UPM))
 				r.err = errno;
 			r.t[0] = now() - t0;
-			if (c.kind)
+			if (c.kind == UPM_BESIDE_PROBE)
 				shared->f_end = t0 + r.t[0];
+			if (c.kind == UPM_THREADED) {
+				atomic_store(&spinning, 0);
+				pthread_join(th, NULL);
+			}
 			break;
+		}
 		case OP_MERGEABLE:
 			t0 = now();
 			if (madvise(buf, len, MADV_MERGEABLE))
@@ -578,7 +609,7 @@ static int probe(struct worker *e, struct worker *f, double secs,
 		return -1;
 	}
 	if (f)
-		rpc(f, OP_UPM, 1, 0, 0, 0, fr);
+		rpc(f, OP_UPM, UPM_BESIDE_PROBE, 0, 0, 0, fr);
 	else
 		nap(secs);
 	shared->stop = 1;
@@ -658,7 +689,7 @@ static void upm_rep(long size, int rep)
 {
 	size_t n = size * MIB / PG;
 	uint64_t p = seed_of(size, rep, 1), q = seed_of(size, rep, 2);
-	struct worker w[7] = { 0 };
+	struct worker w[8] = { 0 };
 	struct counters base, c0, c1;
 	struct reply r, pr;
 	const char *step;
@@ -712,6 +743,19 @@ static void upm_rep(long size, int rep)
 		error("third call merged %ld of %zu pages (size %ld rep %d)",
 		      c1.merged - c0.merged, n, size, rep);
 	finish(&w[6], 1);
+
+	STEP("third call, a thread running (H)");
+	if (spawn(&w[7]) || rpc(&w[7], OP_FILL, FILL_SAME, n, p, 0, &r))
+		goto fail;
+	snap(&c0);
+	if (rpc(&w[7], OP_UPM, UPM_THREADED, n, 0, 0, &r))
+		goto fail;
+	snap(&c1);
+	row("third_call_threaded", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
+	if (c1.merged - c0.merged != (long)n)
+		error("threaded third call merged %ld of %zu pages (size %ld rep %d)",
+		      c1.merged - c0.merged, n, size, rep);
+	finish(&w[7], 1);
 
 	STEP("half-duplicate call (C)");
 	if (spawn(&w[2]) || rpc(&w[2], OP_FILL, FILL_HALF, n, p, q, &r))
@@ -783,13 +827,13 @@ static void upm_rep(long size, int rep)
 	       pr.check ? 1e6 * pr.t[1] / pr.check : 0, pr.t[2]);
 
 	STEP("exit");
-	finish(w, 7);
+	finish(w, 8);
 	check_restored(size, rep, &base);
 	return;
 fail:
 	error("UPM step '%s' failed for size %ld rep %d: %s", step, size, rep,
 	      strerror(r.err));
-	finish(w, 7);
+	finish(w, 8);
 #undef STEP
 }
 

@@ -19,8 +19,8 @@ INITRD = BUILD / "initramfs.cpio.gz"
 
 SIZE = 16
 PAGES = SIZE * 1024 * 1024 // 4096
-TIMED = ["first_call", "merging_call", "third_call", "half_call", "upm_total", "memcmp",
-         "cmp_words", "hash64", "memcpy", "cow_merged", "cow_private",
+TIMED = ["first_call", "merging_call", "third_call", "third_call_threaded", "half_call",
+         "upm_total", "memcmp", "cmp_words", "hash64", "memcpy", "cow_merged", "cow_private",
          "unique_call", "write_unique", "write_private",
          "ksm_fastest", "ksm_default"]
 RATIOS = ["merge_vs_memcmp", "merge_vs_cmp_words", "cow_merged_over_private",
@@ -89,6 +89,7 @@ class Bench(unittest.TestCase):
         self.assertEqual(int(r["pages"]), PAGES)
         self.assertEqual(float(r["merged"]), PAGES)
         self.assertEqual(float(self.row("third_call")["merged"]), PAGES)
+        self.assertEqual(float(self.row("third_call_threaded")["merged"]), PAGES)
         self.assertEqual(float(self.row("half_call")["merged"]), PAGES // 2)
         self.assertEqual(float(self.row("first_call")["merged"]), 0)
         self.assertEqual(float(self.row("unique_call")["merged"]), 0)
