@@ -685,6 +685,31 @@ static uint64_t seed_of(long size, int rep, int which)
 
 static long expected_sharing = -1;	/* what UPM's merging call reached */
 
+/*
+ * A new process fills content whose every page has a KSM twin and advises
+ * it (OP_UPM of the given kind), then exits; its row is named test.
+ * Returns non-zero, with *r saying why, when a step failed.
+ */
+static int third_call(struct worker *w, const char *test, int kind,
+		      long size, int rep, uint64_t seed, struct reply *r)
+{
+	size_t n = size * MIB / PG;
+	struct counters c0, c1;
+
+	if (spawn(w) || rpc(w, OP_FILL, FILL_SAME, n, seed, 0, r))
+		return 1;
+	snap(&c0);
+	if (rpc(w, OP_UPM, kind, n, 0, 0, r))
+		return 1;
+	snap(&c1);
+	row(test, size, rep, r->t[0], n, &c0, &c1, 0, 0, 0);
+	if (c1.merged - c0.merged != (long)n)
+		error("%s merged %ld of %zu pages (size %ld rep %d)", test,
+		      c1.merged - c0.merged, n, size, rep);
+	finish(w, 1);
+	return 0;
+}
+
 static void upm_rep(long size, int rep)
 {
 	size_t n = size * MIB / PG;
@@ -732,30 +757,12 @@ static void upm_rep(long size, int rep)
 		      c1.merged - c0.merged, n, size, rep);
 
 	STEP("third call (G)");
-	if (spawn(&w[6]) || rpc(&w[6], OP_FILL, FILL_SAME, n, p, 0, &r))
+	if (third_call(&w[6], "third_call", UPM_PLAIN, size, rep, p, &r))
 		goto fail;
-	snap(&c0);
-	if (rpc(&w[6], OP_UPM, 0, n, 0, 0, &r))
-		goto fail;
-	snap(&c1);
-	row("third_call", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
-	if (c1.merged - c0.merged != (long)n)
-		error("third call merged %ld of %zu pages (size %ld rep %d)",
-		      c1.merged - c0.merged, n, size, rep);
-	finish(&w[6], 1);
-
 	STEP("third call, a thread running (H)");
-	if (spawn(&w[7]) || rpc(&w[7], OP_FILL, FILL_SAME, n, p, 0, &r))
+	if (third_call(&w[7], "third_call_threaded", UPM_THREADED, size, rep, p,
+		       &r))
 		goto fail;
-	snap(&c0);
-	if (rpc(&w[7], OP_UPM, UPM_THREADED, n, 0, 0, &r))
-		goto fail;
-	snap(&c1);
-	row("third_call_threaded", size, rep, r.t[0], n, &c0, &c1, 0, 0, 0);
-	if (c1.merged - c0.merged != (long)n)
-		error("threaded third call merged %ld of %zu pages (size %ld rep %d)",
-		      c1.merged - c0.merged, n, size, rep);
-	finish(&w[7], 1);
 
 	STEP("half-duplicate call (C)");
 	if (spawn(&w[2]) || rpc(&w[2], OP_FILL, FILL_HALF, n, p, q, &r))
