@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers shared by the UPM guest tests: counters, page-frame numbers,
+ * Helpers shared by the MADV_UPM selftests (upm_*.c): counters, page-frame numbers,
  * smaps, deterministic page contents, helper processes driven over pipes,
  * and saving/restoring KSM's sysfs settings.
  */
@@ -10,9 +10,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 
-#include "upm.h"
+#include "../kselftest.h"
+
+/* From the kernel's uapi headers (KHDR_INCLUDES), or else: */
+#ifndef MADV_UPM
+#define MADV_UPM 26
+#endif
+#ifndef PR_SET_UPM_DOMAIN
+#define PR_SET_UPM_DOMAIN 0x55504d01
+#define PR_GET_UPM_DOMAIN 0x55504d02
+#endif
 
 #define PG 4096UL
 #define MIB (1024UL * 1024UL)
@@ -21,7 +31,7 @@
 #define KSM_SYSFS "/sys/kernel/mm/ksm/"
 
 /* Diagnostics in TAP comment form ("# ..."), usable from helper processes. */
-void upm_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void upm_msg(const char *fmt, ...) __printf(1, 2);
 
 /* ---- files ---- */
 int read_ulong(const char *path, unsigned long *val);
@@ -36,6 +46,7 @@ struct upm_stats {
 		      pages_already_merged, pages_skipped, pages_zero, time_ns,
 		      index_entries, pages_candidate, candidates;
 };
+
 /* 0 on success, -1 when /sys/kernel/mm/upm/ is missing or unreadable. */
 int upm_stats_read(struct upm_stats *s);
 /* d = b - a (as signed longs stored in unsigned fields) */
@@ -65,6 +76,7 @@ struct ksm_stats {
 	long pages_shared, pages_sharing, pages_unshared, pages_volatile,
 	     ksm_zero_pages, full_scans;
 };
+
 int ksm_stats_read(struct ksm_stats *k);
 /*
  * Poll until pages_shared and pages_sharing are back at base (and
@@ -84,6 +96,7 @@ struct ksm_settings {
 	     use_zero_pages[32], merge_across_nodes[32], max_page_sharing[32];
 	bool saved;
 };
+
 int ksm_settings_save(struct ksm_settings *s);
 int ksm_settings_restore(const struct ksm_settings *s);
 
@@ -96,16 +109,17 @@ int pfns_of(const void *addr, size_t npages, uint64_t *out);
 /* The same for process pid's pages (0: this process); needs root. */
 int pfns_of_pid(pid_t pid, const void *addr, size_t npages, uint64_t *out);
 /* /proc/kpageflags word of a PFN, 0 on failure */
-uint64_t kpageflags(uint64_t pfn);
+uint64_t pfn_flags(uint64_t pfn);
 /* KPF_KSM of a PFN (true when the flag is unreliable on this kernel) */
 bool pfn_is_ksm(uint64_t pfn);
 bool kpf_ksm_reliable(void);
 /* /proc/kpagecount: how many times the frame is mapped; -1 on failure */
-long kpagecount(uint64_t pfn);
+long pfn_mapcount(uint64_t pfn);
 uint64_t zero_page_pfn(void);
 
 /* mmap private anonymous memory: thp < 0 NOHUGEPAGE, 0 default,
- * > 0 2 MiB aligned and MADV_HUGEPAGE. NULL on failure. */
+ * > 0 2 MiB aligned and MADV_HUGEPAGE. NULL on failure.
+ */
 void *map_anon(size_t len, int thp);
 void unmap_anon(void *p, size_t len);
 /* shared (MAP_SHARED|MAP_ANONYMOUS) scratch memory for results */
@@ -126,6 +140,7 @@ struct vma_info {
 	long rss_kb, pss_kb, anon_huge_kb;
 	char flags[256];
 };
+
 /* Fills vi for the VMA containing addr from /proc/self/smaps; 0 or -1. */
 int vma_info(const void *addr, struct vma_info *vi);
 bool vma_mergeable(const void *addr);
@@ -133,13 +148,15 @@ long pss_kb(void);	/* /proc/self/smaps_rollup Pss */
 
 /* ---- helper processes ---- */
 /* A helper runs fn(idx, cmd, arg) for each command it is sent; command 0
- * makes it exit. The value fn returns is sent back. */
+ * makes it exit. The value fn returns is sent back.
+ */
 typedef long (*worker_fn)(int idx, int cmd, void *arg);
 struct worker {
 	pid_t pid;
 	int cmd_fd, res_fd;
 	int idx;
 };
+
 #define WORKER_DEAD (-999999L)
 int worker_start(struct worker *w, int idx, worker_fn fn, void *arg);
 /* Sends cmd and waits for the answer; WORKER_DEAD when the helper died. */
@@ -154,7 +171,8 @@ long worker_result(struct worker *w);
 int worker_stop(struct worker *w);
 
 /* Runs fn(arg) in a child process; returns its exit status (fn's return
- * value), or -1 when it did not exit normally. */
+ * value), or -1 when it did not exit normally.
+ */
 int run_child(int (*fn)(void *), void *arg);
 
 /* ---- KSM bookkeeping ---- */
@@ -205,10 +223,12 @@ int zram_swap_off(const char *dev);
 /* ---- memory cgroups (v2) ---- */
 #define CG_ROOT "/sys/fs/cgroup"
 /* Mounts cgroup2 at CG_ROOT when needed and enables the memory controller
- * for children; 0 or -1 (says why). */
+ * for children; 0 or -1 (says why).
+ */
 int cg_init(void);
 /* mkdir CG_ROOT/name (an existing one is reused) with memory.max "max";
- * 0 or -1. */
+ * 0 or -1.
+ */
 int cg_create(const char *name);
 int cg_write(const char *name, const char *file, const char *val);
 /* A "key value" field of CG_ROOT/name/file (key NULL: the first number). */
@@ -226,6 +246,6 @@ int cg_enter(const char *name, pid_t pid);
 int cg_destroy(const char *name);
 
 double now_sec(void);
-void msleep(long ms);
+void sleep_ms(long ms);
 
 #endif /* UPM_UTIL_H */

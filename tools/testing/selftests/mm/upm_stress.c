@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define REGION_PAGES 512		/* 2 MiB */
@@ -110,7 +111,7 @@ struct shared {
 static struct shared *sh;
 static uint64_t run_seed;
 static int nthreads = 2, nregions = 6;
-static char pattern[NPAT][PG] __attribute__((aligned(4096)));
+static alignas(4096) char pattern[NPAT][PG];
 
 /* Per process */
 static struct region *reg;
@@ -152,7 +153,7 @@ static inline unsigned int rnd_below(uint64_t *s, unsigned int n)
 }
 
 static void note_op(struct thread *t, int op, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+	__printf(3, 4);
 
 static void note_op(struct thread *t, int op, const char *fmt, ...)
 {
@@ -177,7 +178,7 @@ static const char *who(void)
 
 /* Records a failure; the first one is kept for the summary. */
 static void fail(struct thread *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+	__printf(2, 3);
 
 static void fail(struct thread *t, const char *fmt, ...)
 {
@@ -428,7 +429,8 @@ static bool fill_holes(struct thread *t, int r, int a, int b)
 }
 
 /* The VMA around page i of region r (from /proc/self/maps), clipped to
- * the region. */
+ * the region.
+ */
 static bool vma_around(int r, int i, int *a, int *b)
 {
 	uintptr_t base = (uintptr_t)reg[r].base;
@@ -472,16 +474,16 @@ static void do_op(struct thread *t, int op, int r)
 	pick_range(s, &a, &b);
 	p = g->base + (size_t)a * PG;
 	len = (size_t)(b - a) * PG;
-	want = has_hole(r, a, b) ? ENOMEM : 0;
-
-	switch (op) {
-	case OP_UPM_ALL:
+	if (op == OP_UPM_ALL) {
 		a = 0;
 		b = REGION_PAGES;
 		p = g->base;
 		len = REGION_SIZE;
-		want = has_hole(r, a, b) ? ENOMEM : 0;
-		/* fall through */
+	}
+	want = has_hole(r, a, b) ? ENOMEM : 0;
+
+	switch (op) {
+	case OP_UPM_ALL:
 	case OP_UPM:
 		note_op(t, op, "region %d [%d, %d)", r, a, b);
 		ret = upm_call(p, len);
@@ -613,7 +615,7 @@ static void do_op(struct thread *t, int op, int r)
 	}
 	case OP_SLEEP:
 		note_op(t, op, "-");
-		msleep(1 + rnd_below(s, 5));
+		sleep_ms(1 + rnd_below(s, 5));
 		break;
 	}
 }
@@ -767,7 +769,7 @@ static void *thread_main(void *arg)
 				continue;
 			atomic_fetch_add(&parked, 1);
 			while (atomic_load(&pause_req) && !stopping())
-				msleep(1);
+				sleep_ms(1);
 			atomic_fetch_sub(&parked, 1);
 			continue;
 		}
@@ -788,7 +790,7 @@ static void *thread_main(void *arg)
 		}
 		r = pick_region(t);
 		if (r < 0) {
-			msleep(5);
+			sleep_ms(5);
 			continue;
 		}
 		do_op(t, op, r);
@@ -875,7 +877,7 @@ static int kill_all(void)
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [-d SECONDS] [-s SEED] [-p PROCS] [-t THREADS] [-r REGIONS] [-S] [-k]\n",
+		"Usage: %s [-d SECONDS] [-s SEED] [-p PROCS] [-t THREADS] [-r REGIONS] [-S] [-k]\n",
 		prog);
 	exit(2);
 }
@@ -900,14 +902,30 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "d:s:p:t:r:Skh")) != -1) {
 		switch (opt) {
-		case 'd': duration = atoi(optarg); break;
-		case 's': run_seed = strtoull(optarg, NULL, 0); seeded = true; break;
-		case 'p': nprocs = atoi(optarg); break;
-		case 't': nthreads = atoi(optarg); break;
-		case 'r': nregions = atoi(optarg); break;
-		case 'S': want_swap = false; break;
-		case 'k': ksmd = true; break;
-		default: usage(argv[0]);
+		case 'd':
+			duration = atoi(optarg);
+			break;
+		case 's':
+			run_seed = strtoull(optarg, NULL, 0);
+			seeded = true;
+			break;
+		case 'p':
+			nprocs = atoi(optarg);
+			break;
+		case 't':
+			nthreads = atoi(optarg);
+			break;
+		case 'r':
+			nregions = atoi(optarg);
+			break;
+		case 'S':
+			want_swap = false;
+			break;
+		case 'k':
+			ksmd = true;
+			break;
+		default:
+			usage(argv[0]);
 		}
 	}
 	if (duration < 1 || nprocs < 1 || nprocs > 64 || nthreads < 1 ||
@@ -983,7 +1001,7 @@ int main(int argc, char **argv)
 		}
 		pid = waitpid(-1, &status, WNOHANG);
 		if (pid <= 0) {
-			msleep(20);
+			sleep_ms(20);
 			continue;
 		}
 		if (WIFSIGNALED(status) ||
@@ -1012,7 +1030,7 @@ int main(int argc, char **argv)
 				fail(NULL, "processes do not die (stuck in the kernel? see the console): giving up\n");
 				break;
 			}
-			msleep(20);
+			sleep_ms(20);
 			continue;
 		}
 		if (WIFSIGNALED(status) ||

@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAGES 1024		/* 4 MiB, 2 MiB aligned: starts as THPs */
@@ -129,7 +129,7 @@ static int race(void *arg)
 	pthread_create(&m.th, NULL, merger_main, &m);
 	t0 = now_sec();
 	while (now_sec() - t0 < SECONDS)
-		msleep(50);
+		sleep_ms(50);
 	atomic_store(&stop, 1);
 	pthread_join(m.th, NULL);
 	for (t = 0; t < WRITERS; t++) {
@@ -178,7 +178,7 @@ static int race(void *arg)
 	if (!upm_stats_balanced(&d, "race"))
 		fail = 1;
 	if (d.pages_merged == 0) {
-		ksft_print_msg("no page was merged during the race: nothing tested\n");
+		ksft_print_msg("no page was merged while the writers ran: nothing tested\n");
 		fail = 1;
 	}
 	munmap(region, NPAGES * PG);

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAGES (16 * MIB / PG)
@@ -22,7 +22,7 @@
 #define MARK_WORD 100
 
 enum { CMD_SETUP = 1, CMD_ADVISE, CMD_MEASURE, CMD_WRITE, CMD_FORK,
-       CMD_UNMERGE };
+	CMD_UNMERGE };
 
 /* result bits of CMD_FORK */
 enum {
@@ -115,9 +115,13 @@ static long fork_check(int idx)
 		if (count_bad(buf, stripe))
 			r |= FORK_CHILD_WRITE;
 		pfns_of(buf, NPAGES, sh->child_pfn);
-		for (j = 0; j < NPAGES; j++)
-			if ((sh->child_pfn[j] != before[j]) != stripe(j))
+		/* exactly the written pages moved to new frames */
+		for (j = 0; j < NPAGES; j++) {
+			bool moved = sh->child_pfn[j] != before[j];
+
+			if (moved != stripe(j))
 				r |= FORK_CHILD_WRITE;
+		}
 		fflush(stdout);
 		_exit(r);
 	}
@@ -236,7 +240,8 @@ static void test_cow(void)
 
 	ksm_stats_read(&base);
 	if (!start_merged(w, 0x2000)) {
-		ok_data = ok_cow = false;
+		ok_data = false;
+		ok_cow = false;
 		goto out;
 	}
 	worker_call(&w[0], CMD_MEASURE);
@@ -274,7 +279,7 @@ static void test_cow(void)
 		bool ok = sh->pfn[0][j] == a_before[j] &&
 			  (w_ ? sh->pfn[1][j] != b_before[j] &&
 				sh->pfn[1][j] != sh->pfn[0][j] &&
-				kpagecount(sh->pfn[1][j]) == 1 :
+				pfn_mapcount(sh->pfn[1][j]) == 1 :
 				sh->pfn[1][j] == b_before[j]);
 
 		nwritten += w_;
@@ -340,12 +345,12 @@ static void test_unmerge(void)
 	ok = true;
 	for (j = 0; j < NPAGES; j++) {
 		if (!sh->pfn[0][j] || sh->pfn[0][j] == sh->pfn[1][j] ||
-		    kpagecount(sh->pfn[0][j]) != 1) {
+		    pfn_mapcount(sh->pfn[0][j]) != 1) {
 			if (bad++ < 3)
 				ksft_print_msg("page %zu: pfn %#lx (other process %#lx), mapped %ld times\n",
 					       j, (long)sh->pfn[0][j],
 					       (long)sh->pfn[1][j],
-					       kpagecount(sh->pfn[0][j]));
+					       pfn_mapcount(sh->pfn[0][j]));
 		}
 	}
 	if (bad) {
@@ -367,7 +372,6 @@ out:
 	ksft_test_result(stop_and_check_back(w, &base, "unmerge"),
 			 "unmerge: KSM counters back after exit\n");
 }
-
 
 /*
  * Pages still shared with a fork child (not yet copied) are advised by

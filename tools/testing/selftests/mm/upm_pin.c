@@ -20,7 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAGES 8
@@ -29,7 +29,7 @@
 #define DATA_FILE "/tmp/upm_pin_data"
 
 enum { CMD_SETUP = 1, CMD_PIN_URING, CMD_PIN_SPLICE, CMD_ADVISE,
-       CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK };
+	CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK };
 
 #define MAXW 3			/* the pinning process and up to two others */
 

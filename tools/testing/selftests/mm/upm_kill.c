@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAT 64
@@ -96,7 +96,7 @@ static bool wait_flag(atomic_int *flag, pid_t pid, double timeout)
 	while (!atomic_load(flag)) {
 		if (now_sec() > end || waitpid(pid, &status, WNOHANG) == pid)
 			return false;
-		msleep(1);
+		sleep_ms(1);
 	}
 	return true;
 }
@@ -147,7 +147,7 @@ static void test_sigkill(size_t mib)
 			break;
 		if (now_sec() - sh->t_call > 300)
 			break;
-		msleep(1);
+		sleep_ms(1);
 	}
 	t_kill = now_sec();
 	kill(pid, SIGKILL);
@@ -212,7 +212,7 @@ static void *hog(void *arg)
 	while (!atomic_load(&sh->in_call) || my_rmap_items(fd) < hog_target) {
 		if (atomic_load(&sh->returned))
 			break;
-		msleep(1);
+		sleep_ms(1);
 	}
 	sh->t_hog = now_sec();
 	atomic_store(&sh->hog_started, 1);
@@ -281,7 +281,7 @@ static bool oom_try(int attempt, int *status, long *ooms)
 			waitpid(pid, status, 0);
 			break;
 		}
-		msleep(10);
+		sleep_ms(10);
 	}
 	*ooms = cg_read(OOM_CG, "memory.events", "oom_kill");
 	in_call = atomic_load(&sh->in_call) && !atomic_load(&sh->returned);

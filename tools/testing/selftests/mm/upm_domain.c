@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAGES (8 * MIB / PG)
@@ -35,6 +35,7 @@ struct who {
 	bool nobody;
 	int setup;
 };
+
 #define DEFAULT_DOMAIN UPM_SYSFS "default_domain"
 
 enum {
@@ -490,7 +491,7 @@ static bool test_ksmd(void)
 		measure(w, 4);
 		if (shared_with(0, 2) == NPAGES && shared_with(1, 3) == NPAGES)
 			break;
-		msleep(200);
+		sleep_ms(200);
 	}
 	/* two more full scans, for anything that would merge across */
 	{
@@ -498,7 +499,7 @@ static bool test_ksmd(void)
 
 		ksm_stats_read(&k0);
 		do {
-			msleep(100);
+			sleep_ms(100);
 			ksm_stats_read(&k);
 		} while (k.full_scans < k0.full_scans + 2 && now_sec() - t0 < 240);
 	}

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define MAXN 4
@@ -75,16 +75,19 @@ static long helper(int idx, int cmd, void *arg)
 		 * in CPU 1's LRU batch, with a reference that keeps them from
 		 * being write-protected until lru_add_drain_all().
 		 */
-		if (cmd == CMD_SETUP_ON_CPU1 && (r = run_on_cpu(1)))
-			return r;
+		if (cmd == CMD_SETUP_ON_CPU1) {
+			r = run_on_cpu(1);
+			if (r)
+				return r;
+		}
 		buf = map_anon(len, -1);
 		if (!buf)
 			return -ENOMEM;
 		for (j = 0; j < sh->npages; j++)
 			fill_page(buf + j * PG, page_seed(idx, j), j);
 		sh->csum_before[idx] = checksum(buf, len);
-		if (cmd == CMD_SETUP_ON_CPU1 && (r = run_on_cpu(0)))
-			return r;
+		if (cmd == CMD_SETUP_ON_CPU1)
+			return run_on_cpu(0);
 		return 0;
 	case CMD_ADVISE:
 		return upm_call(buf, len);
@@ -204,7 +207,11 @@ static void test_merge_n(int n, size_t npages)
 
 	ksm_stats_read(&base);
 	if (!setup(w, n, npages, 0x1000 + n, ALL_SAME)) {
-		ok_calls = ok_pfn = ok_pss = ok_data = ok_again = false;
+		ok_calls = false;
+		ok_pfn = false;
+		ok_pss = false;
+		ok_data = false;
+		ok_again = false;
 		goto report;
 	}
 
@@ -271,9 +278,13 @@ static void test_merge_n(int n, size_t npages)
 		ok_again &= check_ksm_delta(label, &ka, &kb, 0, 0);
 	}
 
-	for (i = 0; i < n; i++)
-		if (worker_call(&w[i], CMD_MEASURE))
-			ok_pfn = ok_pss = ok_data = false;
+	for (i = 0; i < n; i++) {
+		if (worker_call(&w[i], CMD_MEASURE)) {
+			ok_pfn = false;
+			ok_pss = false;
+			ok_data = false;
+		}
+	}
 
 	for (j = 0; j < npages && ok_pfn; j++) {
 		for (i = 1; i < n; i++)
@@ -284,11 +295,11 @@ static void test_merge_n(int n, size_t npages)
 						       (long)sh->pfn[i][j], i);
 			}
 		if ((!pfn_is_ksm(sh->pfn[0][j]) ||
-		     kpagecount(sh->pfn[0][j]) != n) && nonksm++ < 3)
+		     pfn_mapcount(sh->pfn[0][j]) != n) && nonksm++ < 3)
 			ksft_print_msg("page %zu: pfn %#lx: KPF_KSM %d, mapped %ld times (expected %d)\n",
 				       j, (long)sh->pfn[0][j],
 				       pfn_is_ksm(sh->pfn[0][j]),
-				       kpagecount(sh->pfn[0][j]), n);
+				       pfn_mapcount(sh->pfn[0][j]), n);
 	}
 	if (differ || nonksm) {
 		ksft_print_msg("%d procs: %zu of %zu pages not mapped to one shared frame, %zu frames not KSM or not mapped %d times\n",
@@ -361,7 +372,8 @@ static void test_half_dup(size_t npages)
 
 	ksm_stats_read(&base);
 	if (!setup(w, 2, npages, 0x3000, HALF_DUP)) {
-		ok_cnt = ok_pfn = false;
+		ok_cnt = false;
+		ok_pfn = false;
 		goto report;
 	}
 	r = advise(&w[0], &d, &ka, &kb, &secs);
@@ -397,7 +409,7 @@ static void test_half_dup(size_t npages)
 		bool same = sh->pfn[0][j] == sh->pfn[1][j];
 		bool want_same = !(j & 1);
 
-		long cnt = kpagecount(sh->pfn[1][j]);
+		long cnt = pfn_mapcount(sh->pfn[1][j]);
 
 		/*
 		 * Unique pages stay private in both processes: the KSM
@@ -459,7 +471,8 @@ static void test_remote_batch(size_t npages)
 		if (r) {
 			ksft_print_msg("helper %d: set-up failed: %s\n", i,
 				       strerror(-r));
-			ok_cnt = ok_pfn = false;
+			ok_cnt = false;
+			ok_pfn = false;
 			i++;
 			goto report;
 		}

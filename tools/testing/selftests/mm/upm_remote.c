@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAGES (8 * MIB / PG)
@@ -47,8 +47,9 @@ static long target(int idx, int cmd, void *arg)
 
 	(void)idx;
 	(void)arg;
-	if (cmd > CMD_DOMAIN)	/* through the binding, upm.h */
-		return upm_set_domain(cmd - CMD_DOMAIN) ? -errno : 0;
+	if (cmd > CMD_DOMAIN)	/* join merge domain cmd - CMD_DOMAIN */
+		return prctl(PR_SET_UPM_DOMAIN, cmd - CMD_DOMAIN, 0, 0, 0) ?
+		       -errno : 0;
 	switch (cmd) {
 	case CMD_SETUP:
 		buf = map_anon(NPAGES * PG, -1);
@@ -159,11 +160,15 @@ static bool merge_pair(bool remote, struct outcome *o)
 		return false;
 	}
 	addr = (void *)worker_call(&w[0], CMD_ADDR);
-	for (i = 0; i < 2; i++)
-		o->ret[i] = remote ? remote_advise(w[i].pid,
-				(void *)worker_call(&w[i], CMD_ADDR),
-				NPAGES * PG, MADV_UPM) :
-				worker_call(&w[i], CMD_ADVISE);
+	for (i = 0; i < 2; i++) {
+		void *at = (void *)worker_call(&w[i], CMD_ADDR);
+
+		if (remote)
+			o->ret[i] = remote_advise(w[i].pid, at, NPAGES * PG,
+						  MADV_UPM);
+		else
+			o->ret[i] = worker_call(&w[i], CMD_ADVISE);
+	}
 	ksm_stats_read(&k1);
 	if ((void *)worker_call(&w[1], CMD_ADDR) == addr)
 		o->same = same_frames(w[0].pid, w[1].pid, addr);
@@ -289,7 +294,7 @@ static int unprivileged(void *arg)
 				MADV_UPM);
 	cold_own = remote_advise(c->own_target, c->own_addr, NPAGES * PG,
 				 MADV_COLD);
-	ksft_print_msg("unprivileged: root's process: MADV_UPM %s, MADV_COLD %s; its own uid's: MADV_UPM %s, MADV_COLD %s\n",
+	ksft_print_msg("without privilege: root's process: MADV_UPM %s, MADV_COLD %s; its own uid's: MADV_UPM %s, MADV_COLD %s\n",
 		       strerror(-upm_root), strerror(-cold_root),
 		       strerror(-upm_own), strerror(-cold_own));
 	return upm_root == -EACCES && cold_root == -EACCES &&
@@ -434,7 +439,7 @@ static int kill_during_merge(void)
 	/* Kill the target once the call has merged some of its pages. */
 	while ((merged = proc_ksm_stat(w.pid, "ksm_merging_pages")) <= 0 &&
 	       waitpid(caller, &status, WNOHANG) == 0)
-		msleep(5);
+		sleep_ms(5);
 	kill(w.pid, SIGKILL);
 	waitpid(w.pid, NULL, 0);
 	w.pid = 0;

@@ -23,7 +23,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define BASEFILE "/tmp/upm_leakcheck.base"
@@ -69,7 +69,7 @@ static long settled_mem_available(void)
 	sync();
 	write_str("/proc/sys/vm/drop_caches", "3");
 	write_str("/proc/sys/vm/compact_memory", "1");
-	msleep(500);
+	sleep_ms(500);
 	avail = file_field("/proc/meminfo", "MemAvailable");
 	return avail < 0 ? avail : avail + pcp_free_kb();
 }

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define NPAGES (32 * MIB / PG)
@@ -68,7 +68,7 @@ static bool sane(const char *label, const struct ksm_stats *k, long maxpages)
 	bool ok = true;
 	size_t i;
 
-	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(v); i++)
 		if (v[i] < 0 || v[i] > maxpages) {
 			ksft_print_msg("%s: %s = %ld is absurd (RAM is %ld pages)\n",
 				       label, n[i], v[i], maxpages);
@@ -121,7 +121,7 @@ static long ksmd_until_shared(struct worker *w, int a, int b, double *secs)
 		n = pages_differ(a, b);
 		if (!n)
 			break;
-		msleep(200);
+		sleep_ms(200);
 	}
 	write_str(KSM_SYSFS "run", "0");
 	*secs = now_sec() - t0;
@@ -296,7 +296,7 @@ int main(void)
 		ok_sane &= sane("while ksmd runs", &k, maxpages);
 		if (!c_differ)
 			break;
-		msleep(200);
+		sleep_ms(200);
 	}
 	ksft_print_msg("ksmd: %zu pages of the MADV_MERGEABLE copy unmerged after %.1f s; full_scans %+ld\n",
 		       c_differ, now_sec() - t0, k.full_scans - base.full_scans);

@@ -123,7 +123,7 @@ static unsigned long *upm_field(struct upm_stats *s, int i)
 	return f[i];
 }
 
-#define N_UPM_FIELDS ((int)(sizeof(upm_names) / sizeof(upm_names[0])))
+#define N_UPM_FIELDS ((int)ARRAY_SIZE(upm_names))
 
 int upm_stats_read(struct upm_stats *s)
 {
@@ -217,7 +217,7 @@ bool ksm_wait_back(const struct ksm_stats *base, int timeout_ms,
 			return true;
 		if (now_sec() > end)
 			return false;
-		msleep(20);
+		sleep_ms(20);
 	}
 }
 
@@ -242,7 +242,7 @@ static const char *const ksm_setting_names[] = {
 
 static char *ksm_setting(struct ksm_settings *s, int i)
 {
-	char *f[] = {
+	char *const f[] = {
 		s->run, s->pages_to_scan, s->sleep_millisecs,
 		s->use_zero_pages, s->merge_across_nodes, s->max_page_sharing,
 	};
@@ -358,7 +358,7 @@ uint64_t pfn_of(const void *addr)
 	return pfn;
 }
 
-uint64_t kpageflags(uint64_t pfn)
+uint64_t pfn_flags(uint64_t pfn)
 {
 	static int fd = -1;
 	uint64_t flags = 0;
@@ -387,7 +387,7 @@ bool kpf_ksm_reliable(void)
 		state = 0;
 		if (p) {
 			p[0] = 1;
-			state = !(kpageflags(pfn_of((const void *)p)) &
+			state = !(pfn_flags(pfn_of((const void *)p)) &
 				  (1ULL << 21));
 			unmap_anon((void *)p, PG);
 		}
@@ -403,10 +403,10 @@ bool pfn_is_ksm(uint64_t pfn)
 		return false;
 	if (!kpf_ksm_reliable())
 		return true;
-	return kpageflags(pfn) & (1ULL << 21);
+	return pfn_flags(pfn) & (1ULL << 21);
 }
 
-long kpagecount(uint64_t pfn)
+long pfn_mapcount(uint64_t pfn)
 {
 	static int fd = -1;
 	uint64_t cnt = 0;
@@ -573,13 +573,13 @@ int vma_info(const void *addr, struct vma_info *vi)
 		}
 		if (!in)
 			continue;
-		if (!strncmp(line, "Rss:", 4))
+		if (!strncmp(line, "Rss:", 4)) {
 			vi->rss_kb = strtol(line + 4, NULL, 10);
-		else if (!strncmp(line, "Pss:", 4))
+		} else if (!strncmp(line, "Pss:", 4)) {
 			vi->pss_kb = strtol(line + 4, NULL, 10);
-		else if (!strncmp(line, "AnonHugePages:", 14))
+		} else if (!strncmp(line, "AnonHugePages:", 14)) {
 			vi->anon_huge_kb = strtol(line + 14, NULL, 10);
-		else if (!strncmp(line, "VmFlags:", 8)) {
+		} else if (!strncmp(line, "VmFlags:", 8)) {
 			size_t n = strcspn(line + 8, "\n");
 
 			if (n >= sizeof(vi->flags))
@@ -598,7 +598,7 @@ bool vma_mergeable(const void *addr)
 
 	if (vma_info(addr, &vi))
 		return false;
-	return strstr(vi.flags, " mg") != NULL;
+	return strstr(vi.flags, " mg");
 }
 
 long pss_kb(void)
@@ -772,7 +772,7 @@ double now_sec(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-void msleep(long ms)
+void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -826,7 +826,7 @@ bool ksm_wait_clean(const struct ksm_stats *base, long base_rmap,
 			return true;
 		if (now_sec() > end)
 			return false;
-		msleep(20);
+		sleep_ms(20);
 	}
 }
 
@@ -891,7 +891,7 @@ bool upm_wait_index(unsigned long want, int timeout_ms, unsigned long *seen)
 				*seen = v;
 			return false;
 		}
-		msleep(50);
+		sleep_ms(50);
 	}
 	if (seen)
 		*seen = v;
@@ -1104,7 +1104,7 @@ long cg_wait_slab(const char *name, long want, double *waited)
 		val = cg_read(name, "memory.stat", "slab_unreclaimable");
 		if (val >= want || t == 100)
 			break;
-		msleep(100);
+		sleep_ms(100);
 	}
 	if (waited)
 		*waited = now_sec() - t0;
@@ -1134,7 +1134,7 @@ int cg_destroy(const char *name)
 			break;
 		/* something is still in there: kill it */
 		cg_write(name, "cgroup.kill", "1");
-		msleep(50);
+		sleep_ms(50);
 	}
 	upm_msg("rmdir %s: %s\n", path, strerror(errno));
 	return -1;

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define CHECK(cond, ...) do {				\
@@ -112,7 +112,7 @@ static void test_readonly(void)
 	int fail = 0;
 	size_t i;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
 		unsigned long v;
 
 		snprintf(path, sizeof(path), UPM_SYSFS "%s", names[i]);
@@ -278,8 +278,8 @@ static void test_kill(void)
 		_exit(0);
 	}
 	while (!ks->calling)
-		msleep(1);
-	msleep(100);
+		sleep_ms(1);
+	sleep_ms(100);
 	t_kill = now_sec();
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);

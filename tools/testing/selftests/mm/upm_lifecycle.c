@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define UPM_ENABLED UPM_SYSFS "enabled"
@@ -86,7 +86,7 @@ static char *advised_region(size_t npages)
 static void measure_when_orphaned(char *p, size_t npages)
 {
 	while (getppid() != sh->subreaper)
-		msleep(10);
+		sleep_ms(10);
 	sh->merging = proc_ksm_stat(getpid(), "ksm_merging_pages");
 	sh->moved = move_to_other_node(p, npages);
 	sh->bad = count_bad_pages(p, npages, 0x1f00);
@@ -153,7 +153,7 @@ static bool siblings_outlive(void)
 			upm_call(p, npages * PG);
 			sh->ready = 1;
 			while (sh->ready != 2)
-				msleep(10);
+				sleep_ms(10);
 			_exit(0);
 		}
 		if (fork() == 0) {
@@ -162,7 +162,7 @@ static bool siblings_outlive(void)
 			_exit(0);
 		}
 		while (!sh->ready)
-			msleep(10);
+			sleep_ms(10);
 		_exit(0);	/* the parent exits first */
 	}
 	while (wait(&status) > 0)
@@ -265,7 +265,7 @@ static bool exit_during_unmerge(void)
 	writer = fork();
 	if (writer == 0)
 		_exit(write_str(KSM_SYSFS "run", "2") ? 1 : 0);
-	msleep(100);
+	sleep_ms(100);
 	/* helper 2 uses KSM too: it has one merged page */
 	t1 = now_sec();
 	worker_send(&w[2], 0);
@@ -316,11 +316,11 @@ static int exit_spans_passes(void)
 			_exit(1);
 		sh->ready = 1;
 		while (sh->ready != 2)
-			msleep(10);
+			sleep_ms(10);
 		_exit(0);
 	}
 	while (!sh->ready)
-		msleep(10);
+		sleep_ms(10);
 	ksm_stats_read(&k0);
 	/*
 	 * smart_scan skips pages that did not merge for a while, and takes
@@ -332,7 +332,7 @@ static int exit_spans_passes(void)
 	write_str(KSM_SYSFS "pages_to_scan", "1000");
 	write_str(KSM_SYSFS "sleep_millisecs", "0");
 	write_str(KSM_SYSFS "run", "1");
-	for (end = now_sec() + 60; now_sec() < end; msleep(50)) {
+	for (end = now_sec() + 60; now_sec() < end; sleep_ms(50)) {
 		ksm_stats_read(&k);
 		seen = k;
 		if (k.full_scans >= k0.full_scans + 3 && k.pages_unshared >= 256) {
@@ -342,7 +342,7 @@ static int exit_spans_passes(void)
 	}
 	sh->ready = 2;
 	waitpid(x, &status, 0);
-	msleep(500);		/* more passes while nothing is left */
+	sleep_ms(500);		/* more passes while nothing is left */
 	write_str(KSM_SYSFS "run", "0");
 	ksm_stats_read(&k);
 	write_str(KSM_SYSFS "pages_to_scan", saved.pages_to_scan);
@@ -721,7 +721,7 @@ static int written_during_call(void *arg)
 	/* keep them (and their KSM pages) while the other process advises */
 	sh->ready = 1;
 	while (sh->ready != 2)
-		msleep(10);
+		sleep_ms(10);
 	return 0;
 }
 
@@ -755,7 +755,7 @@ static bool written_while_merged(void)
 	if (racer == 0)
 		_exit(written_during_call(NULL));
 	while (!sh->ready)
-		msleep(10);
+		sleep_ms(10);
 	r = run_child(same_content, NULL);
 	sh->ready = 2;
 	waitpid(racer, &status, 0);

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "upm_util.h"
 
 #define MAXPAGES 1024
@@ -116,9 +116,9 @@ static int zero_case(void *arg)
 		CHECK(same == n && zero == 0,
 		      "%zu of %zu pages share the first frame %#lx, %zu map the zero page\n",
 		      same, n, (long)pfn[0], zero);
-		CHECK(kpagecount(pfn[0]) == (long)n,
+		CHECK(pfn_mapcount(pfn[0]) == (long)n,
 		      "zero KSM page mapped %ld times, expected %zu\n",
-		      kpagecount(pfn[0]), n);
+		      pfn_mapcount(pfn[0]), n);
 		CHECK(shared_delta == (long)d.pages_new_ksm &&
 		      kb.pages_sharing - ka.pages_sharing ==
 		      (long)(n - d.pages_new_ksm),
@@ -644,7 +644,7 @@ static int many_case(void *arg)
 			;
 		if (k == frames) {
 			seen[frames++] = pfn[j];
-			cnt = kpagecount(pfn[j]);
+			cnt = pfn_mapcount(pfn[j]);
 			if (cnt > most)
 				most = cnt;
 		}
