@@ -3,6 +3,8 @@
 #   make test     build everything needed, boot the guest, run all tests
 #   make kernel   the patched kernel (KCONFIG=debug for the debug build)
 #   make vm       interactive shell in the guest
+#   make series   the upstream form of the series, for git am (build/series/out)
+#   make series-check  it applies, each patch builds, UPM=n and KSM=n boot
 #   make demo     PyTorch functions in the guest: memory with none / KSM / UPM
 #   make bench    MADV_UPM against memcmp and KSM, results in build/bench
 #                 (BENCH_SIZES=16,64,256,1024 BENCH_REPS=5 BENCH_KSM_REPS=1
@@ -10,7 +12,7 @@
 SHELL := /bin/bash
 export KCONFIG ?= default
 
-.PHONY: all setup kernel tests initramfs guest test vm demo bench checkpatch clean distclean
+.PHONY: all setup kernel tests initramfs guest test vm demo bench checkpatch series series-check clean distclean
 all: guest
 
 setup:
@@ -45,6 +47,12 @@ bench: guest
 
 checkpatch: setup
 	@scripts/checkpatch
+
+series: setup
+	@scripts/series
+
+series-check: kernel
+	@scripts/series-check --summary
 
 clean:
 	rm -rf build/kernel-* build/guest build/logs build/initramfs.cpio.gz
