@@ -53,6 +53,7 @@ TAP_CASE = re.compile(
     r"^(not )?ok\b(?: \d+)?(?: -)?\s*(.*?)\s*(?:(?<=\s)#\s*(SKIP|TODO)\b\s*(.*))?$",
     re.IGNORECASE)
 PLAN = re.compile(r"^1\.\.(\d+)")
+SKIP_ALL = re.compile(r"^1\.\.0\s*#\s*SKIP\b\s*(.*)$", re.IGNORECASE)
 BEGIN = re.compile(r"^### UPM-BEGIN (tap|plain) (.+)$")
 END = re.compile(r"^### UPM-END (.+) rc=(-?\d+)$")
 KSFT_SKIP = 4
@@ -124,6 +125,11 @@ def _program_cases(prog, rc):
         return [("FAIL", name, f"exit status {rc}")]
     cases = parse_tap(prog["lines"], f"{name}: ")
     plans = [int(m.group(1)) for m in map(PLAN.match, prog["lines"]) if m]
+    # "1..0 # SKIP why": the whole program skipped, as kselftest's
+    # ksft_exit_skip() says it before any plan (exit status 4).
+    whole = [m.group(1) for m in map(SKIP_ALL.match, prog["lines"]) if m]
+    if whole and not cases and rc == KSFT_SKIP:
+        return [("SKIP", name, whole[-1].strip())]
     if plans and len(cases) < plans[-1]:
         cases.append(("FAIL", name,
                       f"reported {len(cases)} of {plans[-1]} planned cases"))

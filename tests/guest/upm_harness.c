@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The guest itself: the right kernel, the file systems that the tests read,
- * KSM's interface, page-frame numbers in pagemap and two NUMA nodes.
+ * The guest itself: the right kernel, with UPM (the UPM selftests skip
+ * without it), the file systems that the tests read, KSM's interface,
+ * page-frame numbers in pagemap and two NUMA nodes.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -51,7 +52,7 @@ int main(void)
 	char *p;
 
 	ksft_print_header();
-	ksft_set_plan(5);
+	ksft_set_plan(6);
 
 	uname(&u);
 	ksft_test_result(strstr(u.release, "-upm") != NULL,
@@ -63,6 +64,9 @@ int main(void)
 	ksft_test_result(access("/sys/kernel/mm/ksm/run", W_OK) == 0 &&
 			 access("/sys/kernel/mm/ksm/pages_sharing", R_OK) == 0,
 			 "KSM's sysfs interface is there\n");
+	/* The UPM selftests skip on a kernel without it: not here. */
+	ksft_test_result(access("/sys/kernel/mm/upm/enabled", W_OK) == 0,
+			 "the kernel has UPM (/sys/kernel/mm/upm)\n");
 
 	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

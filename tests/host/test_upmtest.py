@@ -85,6 +85,17 @@ class GuestOutput(unittest.TestCase):
             ("SKIP", "upm_leakcheck: lower case"),
             ("PASS", "upm_leakcheck: escaped # SKIP in a name")])
 
+    def test_whole_program_skipped(self):
+        """'1..0 # SKIP why' with exit status 4 is one skip; with another
+        status, or with cases after it, it is no skip"""
+        out = "\n".join([
+            "### UPM-BEGIN tap upm_merge", "TAP version 13",
+            "1..0 # SKIP /sys/kernel/mm/upm/ is missing",
+            "### UPM-END upm_merge rc=4",
+            "### UPM-BEGIN tap t", "1..0 # SKIP no", "### UPM-END t rc=1"])
+        self.assertEqual(self.cases(out), [
+            ("SKIP", "upm_merge"), ("FAIL", "t")])
+
     def test_plain_program(self):
         """a plain program passes on 0, skips on 4 and fails otherwise"""
         out = "\n".join([

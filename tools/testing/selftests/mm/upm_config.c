@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * MADV_UPM's interfaces exist exactly when the kernel is built with
- * CONFIG_UPM. With no argument (the suite, a CONFIG_UPM kernel): madvise,
- * process_madvise and the prctls take MADV_UPM and its domain calls, and
- * /sys/kernel/mm/upm/ exists. With "absent" (scripts/series-check boots
- * kernels built with CONFIG_UPM=n and with CONFIG_KSM=n): each of them
- * fails with EINVAL, as for an unknown advice, there is no
- * /sys/kernel/mm/upm/, and the advised memory is left as it was.
+ * CONFIG_UPM. With CONFIG_UPM, madvise, process_madvise and the prctls take
+ * MADV_UPM and its domain calls, and /sys/kernel/mm/upm/ exists; without it
+ * (or without KSM) each of them fails with EINVAL, as for an unknown advice
+ * or option, there is no /sys/kernel/mm/upm/, and the advised memory is
+ * left as it was. "upm_config present" and "upm_config absent" say which
+ * the kernel must be (the UPM harness boots both kinds); with no argument
+ * it checks the kernel is consistently one or the other, as /sys/kernel/mm/
+ * upm/ says.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,16 +45,29 @@ static void expect(bool absent, int err, const char *what)
 
 int main(int argc, char **argv)
 {
-	bool absent = argc > 1 && !strcmp(argv[1], "absent");
+	bool absent = !upm_present();
 	struct stat st;
 	struct iovec iov;
 	char *p;
 	int pidfd, err;
+	long r;
 
 	ksft_print_header();
-	ksft_set_plan(5);
+	if (argc > 1 && !strcmp(argv[1], "absent"))
+		absent = true;
+	else if (argc > 1 && !strcmp(argv[1], "present"))
+		absent = false;
+	else if (argc > 1)
+		ksft_exit_fail_msg("usage: %s [present|absent]\n", argv[0]);
 	ksft_print_msg("expecting a kernel %s CONFIG_UPM\n",
 		       absent ? "without" : "with");
+	if (geteuid())
+		ksft_exit_skip("needs root (PR_SET_UPM_DOMAIN)\n");
+	ksft_set_plan(6);
+
+	/* Before anything merges: a domain cannot change after. */
+	expect(absent, err_of(prctl(PR_SET_UPM_DOMAIN, 7, 0, 0, 0)),
+	       "prctl(PR_SET_UPM_DOMAIN, 7)");
 
 	p = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -75,8 +90,12 @@ int main(int argc, char **argv)
 	       "process_madvise(MADV_UPM)");
 	close(pidfd);
 
-	expect(absent, err_of(prctl(PR_GET_UPM_DOMAIN, 0, 0, 0, 0)),
-	       "prctl(PR_GET_UPM_DOMAIN)");
+	r = prctl(PR_GET_UPM_DOMAIN, 0, 0, 0, 0);
+	if (absent)
+		expect(absent, err_of(r), "prctl(PR_GET_UPM_DOMAIN)");
+	else
+		ksft_test_result(r == 7, "prctl(PR_GET_UPM_DOMAIN): %ld, expected 7\n",
+				 r);
 
 	ksft_test_result((stat(UPM_SYSFS, &st) == 0) == !absent,
 			 "%s %s\n", UPM_SYSFS,

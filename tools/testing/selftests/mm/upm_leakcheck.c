@@ -159,9 +159,12 @@ static int record(void)
 	FILE *f;
 
 	ksft_print_header();
-	ksft_set_plan(1);
 	if (geteuid())
 		ksft_exit_skip("needs root\n");
+	if (!upm_present())
+		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
+			       UPM_SYSFS);
+	ksft_set_plan(1);
 	read_base(&b);
 	/* reports from before the suite (boot) are not the suite's */
 	if (access(KMEMLEAK, W_OK) == 0) {
@@ -282,9 +285,12 @@ int main(int argc, char **argv)
 	}
 
 	ksft_print_header();
-	ksft_set_plan(6);
 	if (geteuid())
 		ksft_exit_skip("needs root\n");
+	if (!upm_present())
+		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
+			       UPM_SYSFS);
+	ksft_set_plan(6);
 	f = fopen(BASEFILE, "r");
 	if (f) {
 		have_base = fscanf(f, "MemAvailable %ld\npages_shared %ld\npages_sharing %ld\nksm_zero_pages %ld\nrmap_items %ld\nindex_entries %ld\n",

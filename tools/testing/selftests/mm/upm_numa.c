@@ -227,13 +227,14 @@ static void restore(void)
 int main(void)
 {
 	ksft_print_header();
-	ksft_set_plan(2);
 	if (geteuid())
 		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
 	if (access("/sys/devices/system/node/node1", F_OK))
 		ksft_exit_skip("needs two NUMA nodes\n");
 	if (!upm_present())
-		ksft_print_msg("%s is missing: expect failures\n", UPM_SYSFS);
+		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
+			       UPM_SYSFS);
+	ksft_set_plan(2);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
