@@ -361,11 +361,7 @@ int main(int argc, char **argv)
 		}
 	}
 	ksft_print_header();
-	if (geteuid())
-		ksft_exit_skip("needs root (KSM sysfs, cgroups)\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("KSM sysfs, cgroups");
 	ksft_set_plan(5);
 	avail = file_field("/proc/meminfo", "MemAvailable");
 	cap = avail > 0 ? (size_t)avail * 7 / 10 / 1024 : mib;

@@ -159,11 +159,7 @@ static int record(void)
 	FILE *f;
 
 	ksft_print_header();
-	if (geteuid())
-		ksft_exit_skip("needs root\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("KSM and UPM counters");
 	ksft_set_plan(1);
 	read_base(&b);
 	/* reports from before the suite (boot) are not the suite's */
@@ -285,11 +281,7 @@ int main(int argc, char **argv)
 	}
 
 	ksft_print_header();
-	if (geteuid())
-		ksft_exit_skip("needs root\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("KSM and UPM counters");
 	ksft_set_plan(6);
 	f = fopen(BASEFILE, "r");
 	if (f) {

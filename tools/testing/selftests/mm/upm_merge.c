@@ -540,11 +540,7 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		npages = strtoul(argv[1], NULL, 0) * MIB / PG;
 	ksft_print_header();
-	if (geteuid())
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("PFNs in pagemap, KSM sysfs");
 	ksft_set_plan(6 + 6 + 3 + 3);
 
 	/* room for the PFNs of the largest test */

@@ -227,13 +227,9 @@ static void restore(void)
 int main(void)
 {
 	ksft_print_header();
-	if (geteuid())
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n");
+	upm_require("PFNs in pagemap, KSM sysfs");
 	if (access("/sys/devices/system/node/node1", F_OK))
 		ksft_exit_skip("needs two NUMA nodes\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
 	ksft_set_plan(2);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");

@@ -191,11 +191,7 @@ int main(void)
 	bool ok;
 
 	ksft_print_header();
-	if (geteuid())
-		ksft_exit_skip("needs root (KSM sysfs)\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("KSM sysfs");
 	ksft_set_plan(2);
 	ksm_stats_read(&base);
 	ksft_test_result(run_child(race, NULL) == 0,

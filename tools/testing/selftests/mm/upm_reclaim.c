@@ -483,11 +483,7 @@ int main(void)
 
 	ksft_print_header();
 	signal(SIGPIPE, SIG_IGN);	/* a helper killed by the OOM killer */
-	if (geteuid())
-		ksft_exit_skip("needs root (KSM sysfs, swap, cgroups)\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("KSM sysfs, swap, cgroups");
 	ksft_set_plan(8);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh)

@@ -944,11 +944,7 @@ int main(int argc, char **argv)
 		       (unsigned long long)run_seed, duration, nprocs,
 		       nthreads, nregions, want_swap ? "" : " -S",
 		       ksmd ? " -k" : "");
-	if (geteuid())
-		ksft_exit_skip("needs root (KSM sysfs)\n");
-	if (!upm_present())
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
-			       UPM_SYSFS);
+	upm_require("KSM sysfs");
 	ksft_set_plan(6);
 
 	sh = shared_alloc(sizeof(*sh));

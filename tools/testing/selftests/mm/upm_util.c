@@ -144,6 +144,15 @@ bool upm_present(void)
 	return access(UPM_SYSFS "pages_scanned", R_OK) == 0;
 }
 
+void upm_require(const char *needs)
+{
+	if (geteuid())
+		ksft_exit_skip("needs root (%s)\n", needs);
+	if (!upm_present())
+		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n",
+			       UPM_SYSFS);
+}
+
 void upm_stats_delta(const struct upm_stats *a, const struct upm_stats *b,
 		     struct upm_stats *d)
 {

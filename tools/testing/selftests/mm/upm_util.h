@@ -60,16 +60,17 @@ void upm_stats_print(const char *label, const struct upm_stats *d);
 bool upm_stats_balanced(const struct upm_stats *d, const char *label);
 bool upm_present(void);
 /*
+ * Skips the whole test, before its plan, when not run as root (the test
+ * needs it for @needs) or on a kernel without CONFIG_UPM.
+ */
+void upm_require(const char *needs);
+/*
  * TAP header and plan; skips the program unless root, warns without UPM.
  * A macro: kselftest.h keeps its counters in each program's own statics.
  */
 #define upm_test_start(plan) do {					\
 	ksft_print_header();						\
-	if (geteuid())							\
-		ksft_exit_skip("needs root (PFNs in pagemap, KSM sysfs)\n"); \
-	if (!upm_present())						\
-		ksft_exit_skip("%s is missing: kernel without CONFIG_UPM\n", \
-			       UPM_SYSFS);				\
+	upm_require("PFNs in pagemap, KSM sysfs");			\
 	ksft_set_plan(plan);						\
 } while (0)
 
