@@ -101,6 +101,7 @@ int upm_emit_domain(char *buf, int at, u64 domain, unsigned long shared,
 		    unsigned long sharing);
 bool upm_key_is_zero(const struct upm_key *key, u64 domain,
 		     struct page *page);
+bool upm_pages_identical(struct page *page1, struct page *page2);
 void upm_index_init_entry(struct upm_index_entry *entry);
 void upm_index_set_key(struct upm_index_entry *entry,
 		       const struct upm_key *key);
