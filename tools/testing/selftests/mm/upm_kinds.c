@@ -615,6 +615,66 @@ static int readonly_case(void *arg)
 	return fail;
 }
 
+/*
+ * A candidate written after it was advised is no twin any more. The pair
+ * merge compares the two pages once, with the candidate's PTE cleared,
+ * and puts it back as it was; the page that found it stays private and
+ * becomes a candidate itself. Both keep their contents and stay writable
+ * in place: neither is left a KSM page.
+ */
+static int stale_candidate_case(void *arg)
+{
+	size_t n = 64, j;
+	struct upm_stats a, b, d;
+	char *x = map_anon(n * PG, 0), *y = map_anon(n * PG, 0);
+	uint64_t pfn;
+	int fail = 0, r;
+	(void)arg;
+
+	if (!x || !y)
+		return 1;
+	fill_pages(x, n, 0x4a80);
+	CHECK(upm_call(x, n * PG) == 0, "first call failed\n");
+	for (j = 1; j < n; j += 2)		/* every other one changes */
+		fill_page(x + j * PG, 0x4a81, j);
+	fill_pages(y, n, 0x4a80);
+	upm_stats_read(&a);
+	r = upm_call(y, n * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print("stale candidates", &d);
+	CHECK(r == 0, "madvise(MADV_UPM): %s\n", strerror(r));
+	CHECK(d.pages_merged == n / 2 && d.pages_new_ksm == n / 2 &&
+	      d.pages_candidate == n / 2 && d.pages_skipped == 0,
+	      "expected merged, new_ksm and candidate +%zu, skipped 0, saw %+ld %+ld %+ld %+ld\n",
+	      n / 2, (long)d.pages_merged, (long)d.pages_new_ksm,
+	      (long)d.pages_candidate, (long)d.pages_skipped);
+	for (j = 0; j < n; j++) {
+		bool shared = pfn_of(x + j * PG) == pfn_of(y + j * PG);
+
+		CHECK(shared == !(j & 1), "page %zu: %s a frame with its %s twin\n",
+		      j, shared ? "shares" : "does not share",
+		      j & 1 ? "changed" : "unchanged");
+		CHECK(page_matches(x + j * PG, j & 1 ? 0x4a81 : 0x4a80, j) &&
+		      page_matches(y + j * PG, 0x4a80, j),
+		      "page %zu: contents changed\n", j);
+	}
+	/* A write to a KSM page would copy it to another frame. */
+	for (j = 1; j < n; j += 2) {
+		pfn = pfn_of(x + j * PG);
+		x[j * PG] ^= 1;
+		CHECK(pfn_of(x + j * PG) == pfn,
+		      "changed candidate %zu moved when written\n", j);
+		pfn = pfn_of(y + j * PG);
+		y[j * PG] ^= 1;
+		CHECK(pfn_of(y + j * PG) == pfn,
+		      "page %zu, whose twin changed, moved when written\n", j);
+	}
+	munmap(x, n * PG);
+	munmap(y, n * PG);
+	return fail;
+}
+
 /* more identical pages than one KSM page may be shared by */
 static int many_case(void *arg)
 {
@@ -833,7 +893,7 @@ static void restore(void)
 
 int main(void)
 {
-	upm_test_start(15);
+	upm_test_start(16);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -852,6 +912,7 @@ int main(void)
 	test_single(not_present_case, "pages not present are not faulted in, present ones scanned");
 	test_single(partial_case, "advising the middle of a VMA: only that part scanned and VM_MERGEABLE");
 	test_single(readonly_case, "written pages in a read-only private mapping merge");
+	test_single(stale_candidate_case, "a candidate written since it was advised: compared once, left as it was, the page that found it stays private");
 	test_single(many_case, "600 identical pages: all merged, no frame beyond max_page_sharing");
 	test_single(unique_case, "unique content stays private, writable in place and huge; munmap takes its candidates");
 	test_single(khugepaged_case, "khugepaged leaves merged pages alone when their twins are gone and a quarter of each THP was written");
