@@ -3,9 +3,14 @@
  * MADV_UPM on a two-node guest: with KSM's merge_across_nodes=1 (the
  * default) pages on different nodes merge; with merge_across_nodes=0 they
  * merge only with pages on their own node, as ksmd would do.
+ * A pair merge that must wait, because the candidate's page is still in
+ * another CPU's LRU batch, leaves the caller's page where it was: it is not
+ * made a KSM page and unmerged again, which would copy it to the caller's
+ * node.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +22,12 @@
 #include "upm_util.h"
 
 #define NPAGES (8 * MIB / PG)
+#define MPOL_DEFAULT_ 0
 #define MPOL_BIND_ 2
 
-enum { CMD_SETUP0 = 1, CMD_SETUP1, CMD_ADVISE, CMD_MEASURE };
+enum { CMD_SETUP0 = 1, CMD_SETUP1, CMD_ADVISE, CMD_MEASURE,
+	CMD_SETUP0_THEN_LOCAL,	/* filled on node 0, later pages local */
+	CMD_ON_CPU0, CMD_ON_CPU1 };
 
 struct shared {
 	uint64_t seed;
@@ -36,10 +44,27 @@ static long helper(int idx, int cmd, void *arg)
 {
 	unsigned long mask;
 	void *pages[64];
+	cpu_set_t cpus;
 	size_t j, k, n;
 	(void)arg;
 
 	switch (cmd) {
+	case CMD_ON_CPU0:
+	case CMD_ON_CPU1:
+		CPU_ZERO(&cpus);
+		CPU_SET(cmd == CMD_ON_CPU0 ? 0 : 1, &cpus);
+		return sched_setaffinity(0, sizeof(cpus), &cpus) ? -errno : 0;
+	case CMD_SETUP0_THEN_LOCAL:
+		mask = 1;
+		if (syscall(__NR_set_mempolicy, MPOL_BIND_, &mask, 3))
+			return -errno;
+		/* Small pages: a THP leaves the LRU batch at once. */
+		buf = map_anon(NPAGES * PG, -1);
+		if (!buf)
+			return -ENOMEM;
+		fill_pages(buf, NPAGES, sh->seed);
+		return syscall(__NR_set_mempolicy, MPOL_DEFAULT_, NULL, 0) ?
+		       -errno : 0;
 	case CMD_SETUP0:
 	case CMD_SETUP1:
 		mask = 1UL << (cmd == CMD_SETUP0 ? 0 : 1);
@@ -219,6 +244,64 @@ static void test_per_node(void)
 	ksft_test_result(ok, "merge_across_nodes=0: pages merge only with pages on their node\n");
 }
 
+/*
+ * Helper 0 fills its pages on CPU 0 (node 0), moves to CPU 1 and advises:
+ * its MADV_UPM drains CPU 1's LRU batch only, so its last pages stay in
+ * CPU 0's, with a reference each. Helper 1, on CPU 1 but with its pages
+ * on node 0 too, advises the same contents: the pairs whose candidate is
+ * held wait for the retry pass, which drains every CPU's batch. All pages
+ * merge, none is copied (cow_ksm), all stay on node 0.
+ */
+static void test_held_candidate(void)
+{
+	size_t j, off_node = 0, shared = 0;
+	struct worker w[2];
+	struct upm_stats d;
+	struct ksm_stats base;
+	long r, cow_ksm;
+	bool ok = true;
+	int i;
+
+	ksm_stats_read(&base);
+	sh->seed = 0xa300;
+	for (i = 0; i < 2; i++)
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+	r = worker_call(&w[0], CMD_ON_CPU0);
+	r = r ?: worker_call(&w[0], CMD_SETUP0_THEN_LOCAL);
+	r = r ?: worker_call(&w[0], CMD_ON_CPU1);
+	r = r ?: worker_call(&w[0], CMD_ADVISE);
+	r = r ?: worker_call(&w[1], CMD_ON_CPU1);
+	r = r ?: worker_call(&w[1], CMD_SETUP0_THEN_LOCAL);
+	if (r) {
+		ksft_print_msg("setup: %ld\n", r);
+		ok = false;
+	}
+	cow_ksm = file_field("/proc/vmstat", "cow_ksm");
+	r = worker_call_counted(&w[1], CMD_ADVISE, "second caller", &d);
+	cow_ksm = file_field("/proc/vmstat", "cow_ksm") - cow_ksm;
+	if (r || d.pages_merged != NPAGES) {
+		ksft_print_msg("second caller: expected pages_merged +%lu, saw %+ld (%s)\n",
+			       NPAGES, (long)d.pages_merged, strerror(r));
+		ok = false;
+	}
+	if (worker_call(&w[0], CMD_MEASURE) || worker_call(&w[1], CMD_MEASURE))
+		ok = false;
+	for (j = 0; j < NPAGES; j++) {
+		shared += sh->pfn[0][j] == sh->pfn[1][j];
+		off_node += sh->node[0][j] != 0 || sh->node[1][j] != 0;
+	}
+	ksft_print_msg("KSM pages copied during the call: %ld; pages shared: %zu, off node 0: %zu, of %lu\n",
+		       cow_ksm, shared, off_node, NPAGES);
+	if (cow_ksm || shared != NPAGES || off_node ||
+	    sh->bad[0] || sh->bad[1])
+		ok = false;
+	for (i = 0; i < 2; i++)
+		worker_stop(&w[i]);
+	ok &= ksm_back_after_exit(&base, NULL);
+	ksft_test_result(ok, "a pair whose candidate is in another CPU's LRU batch waits: no copy, the page stays on its node\n");
+}
+
 static void restore(void)
 {
 	ksm_settings_restore(&saved);
@@ -230,7 +313,7 @@ int main(void)
 	upm_require("PFNs in pagemap, KSM sysfs");
 	if (access("/sys/devices/system/node/node1", F_OK))
 		ksft_exit_skip("needs two NUMA nodes\n");
-	ksft_set_plan(2);
+	ksft_set_plan(3);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -239,5 +322,6 @@ int main(void)
 		ksft_exit_fail_msg("no memory for results\n");
 	test_across();
 	test_per_node();
+	test_held_candidate();
 	ksft_finished();
 }

@@ -7,6 +7,10 @@
  * mapping. Both when the twins are another process's candidates (pair
  * merges) and when they are KSM pages already (a page table's twins are
  * replaced at once, with one TLB flush, and the pin checked after it).
+ * A candidate pinned by its own process is not merged either. In every
+ * case no KSM page is copied during the call (/proc/vmstat cow_ksm): a page
+ * whose twin is pinned is not made a KSM page and unmerged again, a copy,
+ * maybe on another NUMA node.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,7 +33,7 @@
 #define DATA_FILE "/tmp/upm_pin_data"
 
 enum { CMD_SETUP = 1, CMD_PIN_URING, CMD_PIN_SPLICE, CMD_ADVISE,
-	CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK };
+	CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK, CMD_PFNS_BEFORE };
 
 #define MAXW 3			/* the pinning process and up to two others */
 
@@ -164,6 +168,9 @@ static long helper(int idx, int cmd, void *arg)
 		}
 		pfns_of(buf, NPAGES, sh->pfn_before[idx]);
 		return 0;
+	case CMD_PFNS_BEFORE:
+		pfns_of(buf, NPAGES, sh->pfn_before[idx]);
+		return 0;
 	case CMD_ADVISE:
 		return upm_call(buf, NPAGES * PG);
 	case CMD_MEASURE:
@@ -210,16 +217,18 @@ static long helper(int idx, int cmd, void *arg)
 /*
  * Helper 1 advises first (its pages become candidates); with ksm_twins,
  * helper 2 then advises too, which makes every page a KSM page; helper 0
- * holds a pin and advises last.
+ * holds a pin and advises last. With pin_candidate, helper 1 holds the pin
+ * instead, on its candidate.
  */
 static void test_pin(const char *name, int pin_cmd, int check_cmd,
-		     uint64_t seed, bool ksm_twins)
+		     uint64_t seed, bool ksm_twins, bool pin_candidate)
 {
-	int nw = ksm_twins ? 3 : 2;
+	int nw = ksm_twins ? 3 : 2, pinner = pin_candidate ? 1 : 0;
 	struct worker w[MAXW];
 	struct upm_stats d;
 	struct ksm_stats base, seen;
 	bool ok = true, skip = false;
+	long cow_ksm;
 	size_t j;
 	long r;
 	int i;
@@ -253,14 +262,23 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 			ok = false;
 		}
 	}
-	r = worker_call(&w[0], pin_cmd);
+	r = worker_call(&w[pinner], pin_cmd);
+	if (!r && pinner)
+		r = worker_call(&w[0], CMD_PFNS_BEFORE);
 	if (r == SKIP_RC) {
 		skip = true;
 		goto out;
 	}
 	if (r)
 		ok = false;
+	cow_ksm = file_field("/proc/vmstat", "cow_ksm");
 	r = worker_call_counted(&w[0], CMD_ADVISE, name, &d);
+	cow_ksm = file_field("/proc/vmstat", "cow_ksm") - cow_ksm;
+	if (cow_ksm) {
+		ksft_print_msg("%s: %ld KSM pages copied during the call (cow_ksm)\n",
+			       name, cow_ksm);
+		ok = false;
+	}
 	if (r) {
 		ksft_print_msg("%s: madvise(MADV_UPM) failed: %s\n", name,
 			       strerror(r));
@@ -278,15 +296,17 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 	for (j = 0; j < NPAGES; j++) {
 		bool good = j == PINNED ?
 			sh->pfn[0][j] == sh->pfn_before[0][j] &&
+			(!pinner || sh->pfn[1][j] == sh->pfn_before[1][j]) &&
 			sh->pfn[0][j] != sh->pfn[1][j] :
 			sh->pfn[0][j] == sh->pfn[1][j];
 
 		if (!good) {
-			ksft_print_msg("%s: page %zu%s: pfn %#lx (before %#lx), other process %#lx\n",
+			ksft_print_msg("%s: page %zu%s: pfn %#lx (before %#lx), other process %#lx (before %#lx)\n",
 				       name, j, j == PINNED ? " (pinned)" : "",
 				       (long)sh->pfn[0][j],
 				       (long)sh->pfn_before[0][j],
-				       (long)sh->pfn[1][j]);
+				       (long)sh->pfn[1][j],
+				       (long)sh->pfn_before[1][j]);
 			ok = false;
 		}
 	}
@@ -295,13 +315,16 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 			       sh->bad[0], sh->bad[1]);
 		ok = false;
 	}
-	r = worker_call(&w[0], check_cmd);
+	r = worker_call(&w[pinner], check_cmd);
 	if (r) {
 		ksft_print_msg("%s: I/O through the pin check failed (%ld)\n",
 			       name, r);
 		ok = false;
 	}
+	/* The pinner's own page was written through the pin just now. */
 	for (i = 1; i < nw; i++) {
+		if (i == pinner)
+			continue;
 		worker_call(&w[i], CMD_MEASURE);
 		if (sh->bad[i]) {
 			ksft_print_msg("%s: the other processes' pages changed\n",
@@ -326,22 +349,27 @@ out:
 	if (skip)
 		ksft_test_result_skip("%s: not available\n", name);
 	else
-		ksft_test_result(ok, "%s: pinned page not merged (skipped, same frame), the rest merged, data through the pin intact\n",
+		ksft_test_result(ok, "%s: pinned page not merged (skipped, same frame, no copy), the rest merged, data through the pin intact\n",
 				 name);
 }
 
 int main(void)
 {
-	upm_test_start(4);
+	upm_test_start(6);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh)
 		ksft_exit_fail_msg("no memory for results\n");
 	test_pin("io_uring fixed buffer", CMD_PIN_URING, CMD_URING_READ,
-		 0x7000, false);
-	test_pin("vmsplice", CMD_PIN_SPLICE, CMD_SPLICE_CHECK, 0x7100, false);
+		 0x7000, false, false);
+	test_pin("vmsplice", CMD_PIN_SPLICE, CMD_SPLICE_CHECK, 0x7100, false,
+		 false);
 	test_pin("io_uring fixed buffer, twins are KSM pages", CMD_PIN_URING,
-		 CMD_URING_READ, 0x7200, true);
+		 CMD_URING_READ, 0x7200, true, false);
 	test_pin("vmsplice, twins are KSM pages", CMD_PIN_SPLICE,
-		 CMD_SPLICE_CHECK, 0x7300, true);
+		 CMD_SPLICE_CHECK, 0x7300, true, false);
+	test_pin("io_uring fixed buffer on the candidate", CMD_PIN_URING,
+		 CMD_URING_READ, 0x7400, false, true);
+	test_pin("vmsplice on the candidate", CMD_PIN_SPLICE,
+		 CMD_SPLICE_CHECK, 0x7500, false, true);
 	ksft_finished();
 }

@@ -393,13 +393,19 @@ static void test_migration(const struct ksm_stats *base, long base_rmap)
 
 	start_helpers(0x919a7e);
 	ok = all_call(CMD_FILL_NODE0, "fill on node 0");
-	/* helper 0's pages become the KSM pages, the others' are freed */
+	/*
+	 * One helper's pages become the KSM pages, the others' are freed;
+	 * with every filler page freed too, the KSM pages are left in
+	 * half-empty pageblocks.
+	 */
 	ok = ok && all_call(CMD_UPM, "MADV_UPM") &&
-	     worker_call(&w[0], CMD_FREE_FILLER) == 0;
+	     all_call(CMD_FREE_FILLER, "free the filler");
 	unmerged = unmerged_pages(NHELPERS);
-	if (!ok || unmerged) {
-		ksft_print_msg("setup failed, %ld pages not merged\n",
-			       unmerged);
+	/* Merging keeps the pages where they were: no copy elsewhere. */
+	on[0] = worker_call(&w[0], CMD_ON_NODE0);
+	if (!ok || unmerged || on[0] != (long)NPAGES) {
+		ksft_print_msg("setup failed, %ld pages not merged, %ld of %lu on node 0\n",
+			       unmerged, on[0], NPAGES);
 		ok = false;
 	}
 	memcpy(pfn0, sh->pfn[0], sizeof(pfn0));
