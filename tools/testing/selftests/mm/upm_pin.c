@@ -10,7 +10,9 @@
  * A candidate pinned by its own process is not merged either. In every
  * case no KSM page is copied during the call (/proc/vmstat cow_ksm): a page
  * whose twin is pinned is not made a KSM page and unmerged again, a copy,
- * maybe on another NUMA node.
+ * maybe on another NUMA node. Nor is a caller's page that a fork maps
+ * too, whose pinned twin would leave it a KSM page in no tree in the fork,
+ * which migration cannot move.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,9 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../kselftest.h"
@@ -33,7 +38,10 @@
 #define DATA_FILE "/tmp/upm_pin_data"
 
 enum { CMD_SETUP = 1, CMD_PIN_URING, CMD_PIN_SPLICE, CMD_ADVISE,
-	CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK, CMD_PFNS_BEFORE };
+	CMD_MEASURE, CMD_URING_READ, CMD_SPLICE_CHECK, CMD_PFNS_BEFORE,
+	CMD_FORK, CMD_END_FORK };
+
+#define MPOL_MF_MOVE_ALL_ (1 << 2)
 
 #define MAXW 3			/* the pinning process and up to two others */
 
@@ -41,6 +49,8 @@ struct shared {
 	uint64_t seed;
 	uint64_t pfn[MAXW][NPAGES], pfn_before[MAXW][NPAGES];
 	long bad[MAXW];
+	char *addr;		/* the region, in a helper and its fork */
+	pid_t child;		/* helper 0's fork */
 };
 
 static struct shared *sh;
@@ -130,6 +140,7 @@ static long helper(int idx, int cmd, void *arg)
 {
 	struct iovec iov = { 0 };
 	char data[PG], got[PG];
+	pid_t child;
 	size_t j;
 	int fd, r;
 	(void)arg;
@@ -173,6 +184,27 @@ static long helper(int idx, int cmd, void *arg)
 		return 0;
 	case CMD_ADVISE:
 		return upm_call(buf, NPAGES * PG);
+	case CMD_FORK:
+		sh->addr = buf;
+		child = fork();
+		if (child < 0)
+			return -errno;
+		if (!child) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(0);
+			for (;;)
+				pause();
+		}
+		sh->child = child;
+		return 0;
+	case CMD_END_FORK:
+		child = sh->child;
+		sh->child = 0;
+		if (child <= 0)
+			return 0;
+		kill(child, SIGKILL);
+		return waitpid(child, NULL, 0) < 0 ? -errno : 0;
 	case CMD_MEASURE:
 		pfns_of(buf, NPAGES, sh->pfn[idx]);
 		sh->bad[idx] = count_bad_pages(buf, NPAGES, sh->seed);
@@ -228,7 +260,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 	struct upm_stats d;
 	struct ksm_stats base, seen;
 	bool ok = true, skip = false;
-	long cow_ksm;
+	long cow0, cow_ksm;
 	size_t j;
 	long r;
 	int i;
@@ -271,10 +303,10 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 	}
 	if (r)
 		ok = false;
-	cow_ksm = file_field("/proc/vmstat", "cow_ksm");
+	cow0 = ksm_cow_count();
 	r = worker_call_counted(&w[0], CMD_ADVISE, name, &d);
-	cow_ksm = file_field("/proc/vmstat", "cow_ksm") - cow_ksm;
-	if (cow_ksm) {
+	cow_ksm = ksm_cow_count() - cow0;
+	if (cow0 < 0 || cow_ksm) {
 		ksft_print_msg("%s: %ld KSM pages copied during the call (cow_ksm)\n",
 			       name, cow_ksm);
 		ok = false;
@@ -353,9 +385,94 @@ out:
 				 name);
 }
 
+/*
+ * Helper 1 advises first and pins one of its candidates (vmsplice); helper
+ * 0, whose pages a fork of it maps too, advises: the page whose twin is
+ * pinned is skipped as it is. Made a KSM page and unmerged again in helper
+ * 0 alone, it would stay a KSM page in no tree in the fork, which rmap
+ * cannot find: migration could not move it to the other node.
+ */
+static void test_pin_fork(void)
+{
+	const char *name = "vmsplice on the candidate of a page a fork shares";
+	int node = -1, status = -1;
+	struct worker w[2];
+	struct ksm_stats base, seen;
+	struct upm_stats d;
+	long r, cow0, cow_ksm = 0;
+	bool ok = true, skip = false;
+	void *addr;
+	int i;
+
+	if (access("/sys/devices/system/node/node1", F_OK)) {
+		ksft_test_result_skip("%s: needs two NUMA nodes\n", name);
+		return;
+	}
+	ksm_stats_read(&base);
+	sh->seed = 0x7600;
+	sh->child = 0;
+	for (i = 0; i < 2; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		if (worker_call(&w[i], CMD_SETUP))
+			ok = false;
+	}
+	r = worker_call_counted(&w[1], CMD_ADVISE, "first caller (no pin)", &d);
+	r = r ?: worker_call(&w[1], CMD_PIN_SPLICE);
+	skip = r == SKIP_RC;
+	r = r ?: worker_call(&w[0], CMD_FORK);
+	if (r || !ok) {
+		if (!skip)
+			ksft_print_msg("%s: setup failed (%ld)\n", name, r);
+		ok = false;
+		goto out;
+	}
+	cow0 = ksm_cow_count();
+	r = worker_call_counted(&w[0], CMD_ADVISE, name, &d);
+	cow_ksm = ksm_cow_count() - cow0;
+	if (r || d.pages_skipped != 1 || d.pages_merged != NPAGES - 1) {
+		ksft_print_msg("%s: expected pages_skipped +1 and pages_merged +%d, saw %+ld %+ld (%s)\n",
+			       name, NPAGES - 1, (long)d.pages_skipped,
+			       (long)d.pages_merged, strerror(r));
+		ok = false;
+	}
+	/* The fork's page to the node it is not on. */
+	addr = sh->addr + PINNED * PG;
+	if (syscall(__NR_move_pages, sh->child, 1, &addr, NULL, &status, 0) ||
+	    status < 0) {
+		ksft_print_msg("%s: the fork's page: %s, status %d\n", name,
+			       strerror(errno), status);
+		ok = false;
+		goto out;
+	}
+	node = !status;
+	r = syscall(__NR_move_pages, sh->child, 1, &addr, &node, &status,
+		    MPOL_MF_MOVE_ALL_);
+	ksft_print_msg("%s: KSM pages copied during the call: %ld; move_pages of the fork's page to node %d: %ld, status %d\n",
+		       name, cow_ksm, node, r, status);
+	if (cow0 < 0 || cow_ksm || r || status != node)
+		ok = false;
+out:
+	if (worker_call(&w[0], CMD_END_FORK))
+		ok = false;
+	for (i = 0; i < 2; i++)
+		worker_stop(&w[i]);
+	if (!ksm_wait_back(&base, 10000, &seen)) {
+		ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+			       name, seen.pages_shared, base.pages_shared,
+			       seen.pages_sharing, base.pages_sharing);
+		ok = false;
+	}
+	if (skip)
+		ksft_test_result_skip("%s: vmsplice not available\n", name);
+	else
+		ksft_test_result(ok, "%s: skipped, no copy, the fork's page still migrates\n",
+				 name);
+}
+
 int main(void)
 {
-	upm_test_start(6);
+	upm_test_start(7);
 	sh = shared_alloc(sizeof(*sh));
 	if (!sh)
 		ksft_exit_fail_msg("no memory for results\n");
@@ -371,5 +488,6 @@ int main(void)
 		 CMD_URING_READ, 0x7400, false, true);
 	test_pin("vmsplice on the candidate", CMD_PIN_SPLICE,
 		 CMD_SPLICE_CHECK, 0x7500, false, true);
+	test_pin_fork();
 	ksft_finished();
 }

@@ -106,6 +106,15 @@ long file_field(const char *path, const char *key)
 
 /* ---- counters ---- */
 
+long ksm_cow_count(void)
+{
+	long v = file_field("/proc/vmstat", "cow_ksm");
+
+	if (v < 0)
+		upm_msg("/proc/vmstat has no cow_ksm (CONFIG_VM_EVENT_COUNTERS): KSM page copies not counted\n");
+	return v;
+}
+
 static const char *const upm_names[] = {
 	"calls", "pages_scanned", "pages_merged", "pages_new_ksm",
 	"pages_already_merged", "pages_skipped", "pages_zero", "time_ns",

@@ -81,6 +81,11 @@ struct ksm_stats {
 
 int ksm_stats_read(struct ksm_stats *k);
 /*
+ * KSM pages copied on write or unshare since boot (/proc/vmstat cow_ksm);
+ * -1, with a message, when the kernel does not count them.
+ */
+long ksm_cow_count(void);
+/*
  * Poll until pages_shared and pages_sharing are back at base (and
  * ksm_zero_pages too); returns true on success within timeout_ms.
  */
