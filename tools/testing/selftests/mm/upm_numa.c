@@ -27,7 +27,10 @@
 
 enum { CMD_SETUP0 = 1, CMD_SETUP1, CMD_ADVISE, CMD_MEASURE,
 	CMD_SETUP0_THEN_LOCAL,	/* filled on node 0, later pages local */
-	CMD_ON_CPU0, CMD_ON_CPU1 };
+	CMD_ON_CPU0, CMD_ON_CPU1,
+	CMD_NOT_ON_LRU };	/* pages of the region not on the LRU */
+
+#define HELD 16		/* pages left in a CPU's LRU batch (31 at most) */
 
 struct shared {
 	uint64_t seed;
@@ -63,6 +66,12 @@ static long helper(int idx, int cmd, void *arg)
 		if (!buf)
 			return -ENOMEM;
 		fill_pages(buf, NPAGES, sh->seed);
+		/* The last HELD pages again, alone in this CPU's batch. */
+		if (madvise(buf + (NPAGES - HELD) * PG, HELD * PG,
+			    MADV_DONTNEED) ||
+		    madvise(buf, PG, MADV_COLD))
+			return -errno;
+		fill_pages(buf, NPAGES, sh->seed);
 		return syscall(__NR_set_mempolicy, MPOL_DEFAULT_, NULL, 0) ?
 		       -errno : 0;
 	case CMD_SETUP0:
@@ -77,6 +86,12 @@ static long helper(int idx, int cmd, void *arg)
 		return 0;
 	case CMD_ADVISE:
 		return upm_call(buf, NPAGES * PG);
+	case CMD_NOT_ON_LRU:
+		if (pfns_of(buf, NPAGES, sh->pfn[idx]))
+			return -EIO;
+		for (j = 0, n = 0; j < NPAGES; j++)
+			n += !(pfn_flags(sh->pfn[idx][j]) & (1ULL << 5));
+		return n;	/* KPF_LRU */
 	case CMD_MEASURE:
 		pfns_of(buf, NPAGES, sh->pfn[idx]);
 		for (j = 0; j < NPAGES; j += n) {
@@ -245,23 +260,35 @@ static void test_per_node(void)
 }
 
 /*
- * Helper 0 fills its pages on CPU 0 (node 0), moves to CPU 1 and advises:
- * its MADV_UPM drains CPU 1's LRU batch only, so its last pages stay in
- * CPU 0's, with a reference each. Helper 1, on CPU 1 but with its pages
- * on node 0 too, advises the same contents: the pairs whose candidate is
- * held wait for the retry pass, which drains every CPU's batch. All pages
- * merge, none is copied (cow_ksm), all stay on node 0.
+ * Helper 0 fills its pages on CPU 0 (node 0), the last HELD of them after
+ * draining CPU 0's LRU batch, moves to CPU 1 and advises: its MADV_UPM
+ * drains CPU 1's batch only, so those pages stay in CPU 0's, with a
+ * reference each (not on the LRU, as /proc/kpageflags shows). Helper 1,
+ * on CPU 1 with its pages on node 0 too, advises the same contents: the
+ * pairs whose candidate is held wait for the retry pass, which drains
+ * every CPU's batch. All pages merge, none is copied (cow_ksm), all stay
+ * on node 0. This process stays on CPU 1, away from CPU 0's batch.
  */
 static void test_held_candidate(void)
 {
+	const char *name = "a pair whose candidate is in another CPU's LRU batch";
 	size_t j, off_node = 0, shared = 0;
+	cpu_set_t cpus, saved_cpus;
 	struct worker w[2];
 	struct upm_stats d;
 	struct ksm_stats base;
-	long r, cow_ksm;
+	long r, held, cow0, cow_ksm = 0;
 	bool ok = true;
 	int i;
 
+	CPU_ZERO(&cpus);
+	CPU_SET(1, &cpus);
+	if (sched_getaffinity(0, sizeof(saved_cpus), &saved_cpus) ||
+	    sched_setaffinity(0, sizeof(cpus), &cpus)) {
+		ksft_test_result_skip("%s: needs CPUs 0 and 1 (%s)\n", name,
+				      strerror(errno));
+		return;
+	}
 	ksm_stats_read(&base);
 	sh->seed = 0xa300;
 	for (i = 0; i < 2; i++)
@@ -271,15 +298,25 @@ static void test_held_candidate(void)
 	r = r ?: worker_call(&w[0], CMD_SETUP0_THEN_LOCAL);
 	r = r ?: worker_call(&w[0], CMD_ON_CPU1);
 	r = r ?: worker_call(&w[0], CMD_ADVISE);
-	r = r ?: worker_call(&w[1], CMD_ON_CPU1);
 	r = r ?: worker_call(&w[1], CMD_SETUP0_THEN_LOCAL);
-	if (r) {
-		ksft_print_msg("setup: %ld\n", r);
+	held = r ? 0 : worker_call(&w[0], CMD_NOT_ON_LRU);
+	if (r || held < 0) {
+		ksft_print_msg("%s: setup: %ld, %ld\n", name, r, held);
 		ok = false;
+		goto out;
 	}
-	cow_ksm = file_field("/proc/vmstat", "cow_ksm");
+	if (!held) {
+		/* Something else drained CPU 0's batch: nothing to test. */
+		for (i = 0; i < 2; i++)
+			worker_stop(&w[i]);
+		sched_setaffinity(0, sizeof(saved_cpus), &saved_cpus);
+		ksft_test_result_skip("%s: no candidate was left in CPU 0's LRU batch\n",
+				      name);
+		return;
+	}
+	cow0 = ksm_cow_count();
 	r = worker_call_counted(&w[1], CMD_ADVISE, "second caller", &d);
-	cow_ksm = file_field("/proc/vmstat", "cow_ksm") - cow_ksm;
+	cow_ksm = ksm_cow_count() - cow0;
 	if (r || d.pages_merged != NPAGES) {
 		ksft_print_msg("second caller: expected pages_merged +%lu, saw %+ld (%s)\n",
 			       NPAGES, (long)d.pages_merged, strerror(r));
@@ -291,15 +328,18 @@ static void test_held_candidate(void)
 		shared += sh->pfn[0][j] == sh->pfn[1][j];
 		off_node += sh->node[0][j] != 0 || sh->node[1][j] != 0;
 	}
-	ksft_print_msg("KSM pages copied during the call: %ld; pages shared: %zu, off node 0: %zu, of %lu\n",
-		       cow_ksm, shared, off_node, NPAGES);
-	if (cow_ksm || shared != NPAGES || off_node ||
+	ksft_print_msg("candidates held in CPU 0's LRU batch: %ld; KSM pages copied during the call: %ld; pages shared: %zu, off node 0: %zu, of %lu\n",
+		       held, cow_ksm, shared, off_node, NPAGES);
+	if (cow0 < 0 || cow_ksm || shared != NPAGES || off_node ||
 	    sh->bad[0] || sh->bad[1])
 		ok = false;
+out:
 	for (i = 0; i < 2; i++)
 		worker_stop(&w[i]);
+	sched_setaffinity(0, sizeof(saved_cpus), &saved_cpus);
 	ok &= ksm_back_after_exit(&base, NULL);
-	ksft_test_result(ok, "a pair whose candidate is in another CPU's LRU batch waits: no copy, the page stays on its node\n");
+	ksft_test_result(ok, "%s waits: no copy, the page stays on its node\n",
+			 name);
 }
 
 static void restore(void)

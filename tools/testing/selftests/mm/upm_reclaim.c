@@ -131,6 +131,14 @@ static long helper(int idx, int cmd, void *arg)
 		filler = map_anon(NPAGES * PG, -1);
 		if (!buf || !filler)
 			return -ENOMEM;
+		/*
+		 * A page the merge had to copy back (a pair whose candidate got
+		 * a reference between look and replacement) stays on node 0
+		 * too; upm_numa tests that merging copies nothing.
+		 */
+		if (syscall(__NR_mbind, buf, NPAGES * PG, MPOL_BIND_, &mask, 3,
+			    0))
+			return -errno;
 		for (i = 0; i < NPAGES; i++) {
 			fill_page(buf + i * PG, sh->seed, i);
 			filler[i * PG] = 1;
@@ -401,7 +409,7 @@ static void test_migration(const struct ksm_stats *base, long base_rmap)
 	ok = ok && all_call(CMD_UPM, "MADV_UPM") &&
 	     all_call(CMD_FREE_FILLER, "free the filler");
 	unmerged = unmerged_pages(NHELPERS);
-	/* Merging keeps the pages where they were: no copy elsewhere. */
+	/* The move below assumes every page starts on node 0. */
 	on[0] = worker_call(&w[0], CMD_ON_NODE0);
 	if (!ok || unmerged || on[0] != (long)NPAGES) {
 		ksft_print_msg("setup failed, %ld pages not merged, %ld of %lu on node 0\n",
