@@ -246,6 +246,23 @@ static long helper(int idx, int cmd, void *arg)
 	return -EINVAL;
 }
 
+/* Stop the helpers; true when KSM's counters are back at @base. */
+static bool stop_helpers(struct worker *w, int n, const struct ksm_stats *base,
+			 const char *name)
+{
+	struct ksm_stats seen;
+	int i;
+
+	for (i = 0; i < n; i++)
+		worker_stop(&w[i]);
+	if (ksm_wait_back(base, 10000, &seen))
+		return true;
+	ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+		       name, seen.pages_shared, base->pages_shared,
+		       seen.pages_sharing, base->pages_sharing);
+	return false;
+}
+
 /*
  * Helper 1 advises first (its pages become candidates); with ksm_twins,
  * helper 2 then advises too, which makes every page a KSM page; helper 0
@@ -258,7 +275,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 	int nw = ksm_twins ? 3 : 2, pinner = pin_candidate ? 1 : 0;
 	struct worker w[MAXW];
 	struct upm_stats d;
-	struct ksm_stats base, seen;
+	struct ksm_stats base;
 	bool ok = true, skip = false;
 	long cow0, cow_ksm;
 	size_t j;
@@ -370,14 +387,8 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 		}
 	}
 out:
-	for (i = 0; i < nw; i++)
-		worker_stop(&w[i]);
-	if (!ksm_wait_back(&base, 10000, &seen)) {
-		ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-			       name, seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing);
+	if (!stop_helpers(w, nw, &base, name))
 		ok = false;
-	}
 	if (skip)
 		ksft_test_result_skip("%s: not available\n", name);
 	else
@@ -397,7 +408,7 @@ static void test_pin_fork(void)
 	const char *name = "vmsplice on the candidate of a page a fork shares";
 	int node = -1, status = -1;
 	struct worker w[2];
-	struct ksm_stats base, seen;
+	struct ksm_stats base;
 	struct upm_stats d;
 	long r, cow0, cow_ksm = 0;
 	bool ok = true, skip = false;
@@ -455,14 +466,8 @@ static void test_pin_fork(void)
 out:
 	if (worker_call(&w[0], CMD_END_FORK))
 		ok = false;
-	for (i = 0; i < 2; i++)
-		worker_stop(&w[i]);
-	if (!ksm_wait_back(&base, 10000, &seen)) {
-		ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-			       name, seen.pages_shared, base.pages_shared,
-			       seen.pages_sharing, base.pages_sharing);
+	if (!stop_helpers(w, 2, &base, name))
 		ok = false;
-	}
 	if (skip)
 		ksft_test_result_skip("%s: vmsplice not available\n", name);
 	else
