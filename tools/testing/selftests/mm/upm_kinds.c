@@ -868,6 +868,122 @@ static int unique_case(void *arg)
 	return fail;
 }
 
+/*
+ * The stable tree orders KSM pages by their first eight bytes before their
+ * contents. Pages with the same j / 8 differ only in those bytes, pages with
+ * the same j % 8 only after them; the first byte and the last of the eight
+ * disagree on the order, as memcmp() and a little-endian load would.
+ */
+#define PREFIX_PAGES 512
+
+static void fill_prefix_page(char *page, size_t j)
+{
+	fill_page(page, 0x4d00, j / 8);
+	memset(page, 0, 8);
+	page[0] = 7 - j % 8;
+	page[7] = j % 8;
+}
+
+static size_t count_bad_prefix_pages(const char *p)
+{
+	static char want[PG];
+	size_t j, bad = 0;
+
+	for (j = 0; j < PREFIX_PAGES; j++) {
+		fill_prefix_page(want, j);
+		bad += memcmp(p + j * PG, want, PG) != 0;
+	}
+	return bad;
+}
+
+/* Advises @p and checks the counters: @merged pages merged, @new_ksm new. */
+static int prefix_call(const char *label, char *p, size_t candidates,
+		       size_t merged, size_t new_ksm)
+{
+	struct upm_stats a, b, d;
+	int fail = 0, r;
+
+	upm_stats_read(&a);
+	r = upm_call(p, PREFIX_PAGES * PG);
+	upm_stats_read(&b);
+	upm_stats_delta(&a, &b, &d);
+	upm_stats_print(label, &d);
+	CHECK(r == 0, "%s: madvise(MADV_UPM): %s\n", label, strerror(r));
+	CHECK(d.pages_candidate == candidates && d.pages_merged == merged &&
+	      d.pages_new_ksm == new_ksm && d.pages_skipped == 0,
+	      "%s: expected candidate %zu merged %zu new_ksm %zu, saw %ld %ld %ld (skipped %ld)\n",
+	      label, candidates, merged, new_ksm, (long)d.pages_candidate,
+	      (long)d.pages_merged, (long)d.pages_new_ksm,
+	      (long)d.pages_skipped);
+	return fail;
+}
+
+static int prefix_case(void *arg)
+{
+	size_t n = PREFIX_PAGES, j, k, unshared = 0, shared_frames = 0;
+	static uint64_t pfn[4][PREFIX_PAGES];
+	char *p[4];
+	double t0;
+	int fail = 0, i;
+	(void)arg;
+
+	for (i = 0; i < 4; i++) {
+		p[i] = map_anon(n * PG, -1);
+		if (!p[i])
+			return 1;
+		for (j = 0; j < n; j++)
+			fill_prefix_page(p[i] + j * PG, j);
+	}
+	fail |= prefix_call("prefixes: first copy", p[0], n, 0, 0);
+	fail |= prefix_call("prefixes: second copy", p[1], 0, n, n);
+	fail |= prefix_call("prefixes: third copy", p[2], 0, n, 0);
+	for (i = 0; i < 3; i++)
+		pfns_of(p[i], n, pfn[i]);
+	for (j = 0; j < n; j++) {
+		if (!pfn[0][j] || pfn[0][j] != pfn[1][j] ||
+		    pfn[0][j] != pfn[2][j]) {
+			if (unshared++ < 3)
+				ksft_print_msg("page %zu: frames %#lx %#lx %#lx\n",
+					       j, (long)pfn[0][j],
+					       (long)pfn[1][j], (long)pfn[2][j]);
+			continue;
+		}
+		for (k = 0; k < j && pfn[0][k] != pfn[0][j]; k++)
+			;
+		shared_frames += k == j;
+	}
+	CHECK(unshared == 0 && shared_frames == n,
+	      "%zu pages not shared by the three copies, %zu frames for %zu contents\n",
+	      unshared, shared_frames, n);
+
+	/* ksmd finds them in the stable tree for a MADV_MERGEABLE copy. */
+	if (madvise(p[3], n * PG, MADV_MERGEABLE) ||
+	    write_str(KSM_SYSFS "pages_to_scan", "100000") ||
+	    write_str(KSM_SYSFS "sleep_millisecs", "0") ||
+	    write_str(KSM_SYSFS "run", "1")) {
+		ksft_print_msg("cannot start ksmd: %s\n", strerror(errno));
+		return 1;
+	}
+	t0 = now_sec();
+	do {
+		sleep_ms(200);
+		pfns_of(p[3], n, pfn[3]);
+		for (j = 0, unshared = 0; j < n; j++)
+			unshared += pfn[3][j] != pfn[0][j];
+	} while (unshared && now_sec() - t0 < 30);
+	write_str(KSM_SYSFS "run", "0");
+	ksft_print_msg("prefixes: ksmd left %zu pages of the MADV_MERGEABLE copy unmerged after %.1f s\n",
+		       unshared, now_sec() - t0);
+	CHECK(unshared == 0, "ksmd did not merge %zu pages with their KSM twins\n",
+	      unshared);
+	for (i = 0; i < 4; i++) {
+		j = count_bad_prefix_pages(p[i]);
+		CHECK(j == 0, "copy %d: %zu pages changed\n", i, j);
+		munmap(p[i], n * PG);
+	}
+	return fail;
+}
+
 static void test_single(int (*fn)(void *), const char *name)
 {
 	struct ksm_stats base;
@@ -893,7 +1009,7 @@ static void restore(void)
 
 int main(void)
 {
-	upm_test_start(16);
+	upm_test_start(17);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -914,6 +1030,7 @@ int main(void)
 	test_single(readonly_case, "written pages in a read-only private mapping merge");
 	test_single(stale_candidate_case, "a candidate written since it was advised: compared once, left as it was, the page that found it stays private");
 	test_single(many_case, "600 identical pages: all merged, no frame beyond max_page_sharing");
+	test_single(prefix_case, "pages alike in their first bytes, or only in them: each merges with its twins only, by MADV_UPM and ksmd");
 	test_single(unique_case, "unique content stays private, writable in place and huge; munmap takes its candidates");
 	test_single(khugepaged_case, "khugepaged leaves merged pages alone when their twins are gone and a quarter of each THP was written");
 	ksft_finished();
