@@ -204,22 +204,6 @@ static bool start_merged(struct worker *w, uint64_t seed)
 	return ok;
 }
 
-static bool stop_and_check_back(struct worker *w, const struct ksm_stats *base,
-				const char *label)
-{
-	struct ksm_stats seen;
-
-	worker_stop(&w[0]);
-	worker_stop(&w[1]);
-	if (ksm_wait_back(base, 10000, &seen))
-		return true;
-	ksft_print_msg("%s: 10 s after exit pages_shared %ld (was %ld), pages_sharing %ld (was %ld), ksm_zero_pages %ld (was %ld)\n",
-		       label, seen.pages_shared, base->pages_shared,
-		       seen.pages_sharing, base->pages_sharing,
-		       seen.ksm_zero_pages, base->ksm_zero_pages);
-	return false;
-}
-
 static size_t count_same(const uint64_t *a, const uint64_t *b)
 {
 	size_t j, n = 0;
@@ -297,7 +281,7 @@ static void test_cow(void)
 out:
 	ksft_test_result(ok_data, "contents and checksums unchanged by merging\n");
 	ksft_test_result(ok_cow, "a write to merged pages copies them for the writer only\n");
-	ksft_test_result(stop_and_check_back(w, &base, "cow"),
+	ksft_test_result(workers_stop_back(w, 2, &base),
 			 "cow: KSM counters back after exit\n");
 }
 
@@ -315,7 +299,7 @@ static void test_fork(void)
 				       r);
 	}
 	ksft_test_result(r == 0, "fork after merging: child sees the merged pages, its writes stay its own\n");
-	ksft_test_result(stop_and_check_back(w, &base, "fork"),
+	ksft_test_result(workers_stop_back(w, 2, &base),
 			 "fork: pages_shared/pages_sharing back after every user exited\n");
 }
 
@@ -369,7 +353,7 @@ static void test_unmerge(void)
 	}
 out:
 	ksft_test_result(ok, "MADV_UNMERGEABLE: private frames again, contents intact\n");
-	ksft_test_result(stop_and_check_back(w, &base, "unmerge"),
+	ksft_test_result(workers_stop_back(w, 2, &base),
 			 "unmerge: KSM counters back after exit\n");
 }
 

@@ -157,22 +157,6 @@ static bool setup(struct worker *w, int n, size_t npages, uint64_t seed,
 	return true;
 }
 
-static bool stop_and_check_back(struct worker *w, int n,
-				const struct ksm_stats *base)
-{
-	struct ksm_stats seen;
-	int i;
-
-	for (i = 0; i < n; i++)
-		worker_stop(&w[i]);
-	if (ksm_wait_back(base, 10000, &seen))
-		return true;
-	ksft_print_msg("10 s after exit: pages_shared %ld (was %ld), pages_sharing %ld (was %ld)\n",
-		       seen.pages_shared, base->pages_shared,
-		       seen.pages_sharing, base->pages_sharing);
-	return false;
-}
-
 /* One advise call by helper i, with the counters it moved. */
 static int advise(struct worker *w, struct upm_stats *d, struct ksm_stats *ka,
 		  struct ksm_stats *kb, double *secs)
@@ -355,7 +339,7 @@ report:
 			 n, n);
 	ksft_test_result(ok_data, "%d procs: contents unchanged by merging\n",
 			 n);
-	ksft_test_result(stop_and_check_back(w, n, &base),
+	ksft_test_result(workers_stop_back(w, n, &base),
 			 "%d procs: pages_shared/pages_sharing back to their earlier values after exit\n",
 			 n);
 }
@@ -440,7 +424,7 @@ report:
 	ksft_test_result(ok_cnt, "half duplicate: second caller merges exactly the %zu duplicates, %zu new KSM pages\n",
 			 npages / 2, npages / 2);
 	ksft_test_result(ok_pfn, "half duplicate: exactly the duplicate pages share KSM frames, unique ones stay private, contents intact\n");
-	ksft_test_result(stop_and_check_back(w, 2, &base),
+	ksft_test_result(workers_stop_back(w, 2, &base),
 			 "half duplicate: KSM counters back after exit\n");
 }
 
@@ -528,7 +512,7 @@ report:
 	ksft_test_result(ok_cnt, "pages still in another CPU's LRU batch: the second and third caller merge all %zu, none skipped nor left a candidate\n",
 			 npages);
 	ksft_test_result(ok_pfn, "pages still in another CPU's LRU batch: one KSM frame for all three callers, contents intact\n");
-	ksft_test_result(stop_and_check_back(w, i, &base),
+	ksft_test_result(workers_stop_back(w, i, &base),
 			 "pages still in another CPU's LRU batch: KSM counters back after exit\n");
 }
 

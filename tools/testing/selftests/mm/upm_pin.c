@@ -247,22 +247,6 @@ static long helper(int idx, int cmd, void *arg)
 }
 
 /* Stop the helpers; true when KSM's counters are back at @base. */
-static bool stop_helpers(struct worker *w, int n, const struct ksm_stats *base,
-			 const char *name)
-{
-	struct ksm_stats seen;
-	int i;
-
-	for (i = 0; i < n; i++)
-		worker_stop(&w[i]);
-	if (ksm_wait_back(base, 10000, &seen))
-		return true;
-	ksft_print_msg("%s: after exit pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
-		       name, seen.pages_shared, base->pages_shared,
-		       seen.pages_sharing, base->pages_sharing);
-	return false;
-}
-
 /*
  * Helper 1 advises first (its pages become candidates); with ksm_twins,
  * helper 2 then advises too, which makes every page a KSM page; helper 0
@@ -387,7 +371,7 @@ static void test_pin(const char *name, int pin_cmd, int check_cmd,
 		}
 	}
 out:
-	if (!stop_helpers(w, nw, &base, name))
+	if (!workers_stop_back(w, nw, &base))
 		ok = false;
 	if (skip)
 		ksft_test_result_skip("%s: not available\n", name);
@@ -466,7 +450,7 @@ static void test_pin_fork(void)
 out:
 	if (worker_call(&w[0], CMD_END_FORK))
 		ok = false;
-	if (!stop_helpers(w, 2, &base, name))
+	if (!workers_stop_back(w, 2, &base))
 		ok = false;
 	if (skip)
 		ksft_test_result_skip("%s: vmsplice not available\n", name);

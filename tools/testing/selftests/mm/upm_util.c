@@ -247,10 +247,20 @@ bool ksm_back_after_exit(const struct ksm_stats *base, struct ksm_stats *seen)
 		seen = &k;
 	if (ksm_wait_back(base, 10000, seen))
 		return true;
-	upm_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld)\n",
+	upm_msg("after exit: pages_shared %ld (was %ld) pages_sharing %ld (was %ld) ksm_zero_pages %ld (was %ld)\n",
 		seen->pages_shared, base->pages_shared,
-		seen->pages_sharing, base->pages_sharing);
+		seen->pages_sharing, base->pages_sharing,
+		seen->ksm_zero_pages, base->ksm_zero_pages);
 	return false;
+}
+
+bool workers_stop_back(struct worker *w, int n, const struct ksm_stats *base)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		worker_stop(&w[i]);
+	return ksm_back_after_exit(base, NULL);
 }
 
 static const char *const ksm_setting_names[] = {

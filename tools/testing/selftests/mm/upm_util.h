@@ -176,6 +176,8 @@ int worker_send(struct worker *w, int cmd);
 long worker_result(struct worker *w);
 /* Stops the helper; returns its wait status. */
 int worker_stop(struct worker *w);
+/* Stops helpers w[0..n-1], then ksm_back_after_exit(base). */
+bool workers_stop_back(struct worker *w, int n, const struct ksm_stats *base);
 
 /* Runs fn(arg) in a child process; returns its exit status (fn's return
  * value), or -1 when it did not exit normally.
