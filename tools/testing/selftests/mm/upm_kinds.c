@@ -957,10 +957,7 @@ static int prefix_case(void *arg)
 	      unshared, shared_frames, n);
 
 	/* ksmd finds them in the stable tree for a MADV_MERGEABLE copy. */
-	if (madvise(p[3], n * PG, MADV_MERGEABLE) ||
-	    write_str(KSM_SYSFS "pages_to_scan", "100000") ||
-	    write_str(KSM_SYSFS "sleep_millisecs", "0") ||
-	    write_str(KSM_SYSFS "run", "1")) {
+	if (madvise(p[3], n * PG, MADV_MERGEABLE) || ksm_run_fastest()) {
 		ksft_print_msg("cannot start ksmd: %s\n", strerror(errno));
 		return 1;
 	}

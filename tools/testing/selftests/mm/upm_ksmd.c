@@ -234,9 +234,7 @@ int main(void)
 		ksft_exit_fail_msg("no memory for results\n");
 	ksm_stats_read(&base);
 
-	if (write_str(KSM_SYSFS "pages_to_scan", "100000") ||
-	    write_str(KSM_SYSFS "sleep_millisecs", "0") ||
-	    write_str(KSM_SYSFS "run", "1"))
+	if (ksm_run_fastest())
 		ksft_exit_fail_msg("cannot start ksmd: %s\n", strerror(errno));
 
 	/* 0 and 1 use MADV_UPM, 2 leaves its copy to ksmd */

@@ -320,6 +320,15 @@ int ksm_settings_restore(const struct ksm_settings *s)
 	return ret;
 }
 
+int ksm_run_fastest(void)
+{
+	if (write_str(KSM_SYSFS "pages_to_scan", "100000") ||
+	    write_str(KSM_SYSFS "sleep_millisecs", "0") ||
+	    write_str(KSM_SYSFS "run", "1"))
+		return -1;
+	return 0;
+}
+
 /* ---- pages ---- */
 
 int upm_call(void *addr, size_t len)

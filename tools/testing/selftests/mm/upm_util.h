@@ -106,6 +106,8 @@ struct ksm_settings {
 
 int ksm_settings_save(struct ksm_settings *s);
 int ksm_settings_restore(const struct ksm_settings *s);
+/* ksmd at its fastest (100000 pages, no sleep), started; -1 with errno. */
+int ksm_run_fastest(void);
 
 /* ---- pages ---- */
 /* madvise(addr, len, MADV_UPM); returns 0 or errno. Says why on EINVAL. */
