@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../kselftest.h"
@@ -168,21 +169,75 @@ enum { CMD_SETUP = 1, CMD_ADVISE, CMD_MEASURE };
 #define FILE_PAGES 64
 #define FILE_DIRTY 48
 
+#define HELPERS 4
+#define THP_PAGES (2 * MIB / PG)
+
 struct shared {
 	enum kind kind;
 	size_t npages;
-	uint64_t pfn_before[2][MAXPAGES], pfn[2][MAXPAGES];
-	long ahp_before[2], ahp_after[2], bad[2];
+	bool half[HELPERS];	/* K_THP: the second half of each THP its own */
+	bool fork[HELPERS];	/* K_THP: a fork keeps the THPs mapped too */
+	long fork_bad[HELPERS];
+	uint64_t pfn_before[HELPERS][MAXPAGES], pfn[HELPERS][MAXPAGES];
+	long ahp_before[HELPERS], ahp_after[HELPERS], bad[HELPERS];
 };
 
 static struct shared *sh;
 static char *buf;
 
-static uint64_t want_seed(size_t j)
+static uint64_t want_seed(int idx, size_t j)
 {
 	if (sh->kind == K_FILE && j >= FILE_DIRTY)
 		return 0x4400;		/* the file's own contents */
+	if (sh->kind == K_THP && sh->half[idx] && j % THP_PAGES >= THP_PAGES / 2)
+		return 0x4500 + idx;
 	return 0x4401;
+}
+
+static int keeper_pipe = -1;
+static pid_t keeper;
+
+/*
+ * Fork a child that maps the helper's THPs as they are now, huge, until
+ * told to check: then it reads them, writes every page and reads it back,
+ * and exits with 1 if anything was wrong.
+ */
+static int fork_keeper(int idx)
+{
+	int fd[2];
+	size_t j, bad = 0;
+	char c;
+
+	if (pipe(fd))
+		return -errno;
+	keeper = fork();
+	if (keeper < 0)
+		return -errno;
+	if (keeper) {
+		close(fd[0]);
+		keeper_pipe = fd[1];
+		return 0;
+	}
+	close(fd[1]);
+	if (read(fd[0], &c, 1) != 1)
+		_exit(2);		/* the helper is gone */
+	for (j = 0; j < sh->npages; j++) {
+		bad += !page_matches(buf + j * PG, want_seed(idx, j), j);
+		fill_page(buf + j * PG, 0x4700, j);
+		bad += !page_matches(buf + j * PG, 0x4700, j);
+	}
+	_exit(bad ? 1 : 0);
+}
+
+static long check_keeper(void)
+{
+	int status;
+
+	if (write(keeper_pipe, "c", 1) != 1 ||
+	    waitpid(keeper, &status, 0) != keeper)
+		return -1;
+	close(keeper_pipe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static long helper(int idx, int cmd, void *arg)
@@ -198,7 +253,10 @@ static long helper(int idx, int cmd, void *arg)
 			buf = map_anon(len, 1);
 			if (!buf)
 				return -ENOMEM;
-			fill_pages(buf, sh->npages, 0x4401);
+			for (j = 0; j < sh->npages; j++)
+				fill_page(buf + j * PG, want_seed(idx, j), j);
+			if (sh->fork[idx] && fork_keeper(idx))
+				return -ECHILD;
 		} else {
 			fd = open(FILE_PATH, O_RDONLY);
 			if (fd < 0)
@@ -221,12 +279,15 @@ static long helper(int idx, int cmd, void *arg)
 	case CMD_ADVISE:
 		return upm_call(buf, len);
 	case CMD_MEASURE:
+		/* The fork's writes first: they must not show here. */
+		if (sh->kind == K_THP && sh->fork[idx])
+			sh->fork_bad[idx] = check_keeper();
 		vma_info(buf, &vi);
 		sh->ahp_after[idx] = vi.anon_huge_kb;
 		pfns_of(buf, sh->npages, sh->pfn[idx]);
 		sh->bad[idx] = 0;
 		for (j = 0; j < sh->npages; j++)
-			if (!page_matches(buf + j * PG, want_seed(j), j))
+			if (!page_matches(buf + j * PG, want_seed(idx, j), j))
 				sh->bad[idx]++;
 		return 0;
 	}
@@ -313,6 +374,112 @@ static void test_thp(void)
 		ksft_test_result_skip("THP-backed before merging (no THP was allocated)\n");
 	else
 		ksft_test_result(split, "THPs were split by merging (AnonHugePages 0 after)\n");
+}
+
+/*
+ * THPs whose pages are replaced by KSM pages: a THP whose pages all are is
+ * not split, only the PMD that mapped it, and it is freed whole; one only
+ * half replaced is split by the call, which frees the replaced pages now.
+ * Only the second caller's THPs are split whole: its pages become the KSM
+ * pages, which are small pages. The first and third callers' THPs are
+ * mapped by a fork too, huge, which keeps them, reads and writes them.
+ */
+static void test_thp_replaced(void)
+{
+	static const char *const label[HELPERS] = {
+		"first caller", "second caller", "third caller",
+		"half-duplicate caller",
+	};
+	long splits[HELPERS], want[HELPERS], thps[HELPERS];
+	size_t n = 4 * MIB / PG, j, differ = 0;
+	struct upm_stats d[HELPERS];
+	struct worker w[HELPERS];
+	struct ksm_stats base;
+	bool ok = true, have_thp = true;
+	int i, fail = 0;
+	long r;
+
+	for (i = 0; i < HELPERS; i++)
+		splits[i] = -1;
+	sh->kind = K_THP;
+	sh->npages = n;
+	memset(sh->half, 0, sizeof(sh->half));
+	sh->half[3] = true;
+	sh->fork[0] = true;	/* the candidates' THPs */
+	sh->fork[2] = true;	/* THPs replaced by KSM pages' twins */
+	ksm_stats_read(&base);
+	for (i = 0; i < HELPERS; i++) {
+		if (worker_start(&w[i], i, helper, NULL))
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		r = worker_call(&w[i], CMD_SETUP);
+		if (r) {
+			ksft_print_msg("helper %d: setup failed (%ld)\n", i, r);
+			ok = false;
+		}
+		thps[i] = sh->ahp_before[i] * 1024 / (2 * MIB);
+		have_thp &= thps[i] == (long)(n / THP_PAGES);
+	}
+	for (i = 0; i < HELPERS && ok; i++) {
+		long before = file_field("/proc/vmstat", "thp_split_page");
+
+		r = worker_call_counted(&w[i], CMD_ADVISE, label[i], &d[i]);
+		splits[i] = file_field("/proc/vmstat", "thp_split_page") -
+			    before;
+		if (r) {
+			ksft_print_msg("helper %d: madvise(MADV_UPM) failed: %s\n",
+				       i, r > 0 ? strerror(r) : "helper error");
+			ok = false;
+		}
+		ok &= upm_stats_balanced(&d[i], "call");
+	}
+	for (i = 0; i < HELPERS && ok; i++)
+		worker_call(&w[i], CMD_MEASURE);
+	if (ok) {
+		CHECK(d[0].pages_candidate == n && d[1].pages_merged == n &&
+		      d[1].pages_new_ksm == n && d[2].pages_merged == n &&
+		      d[3].pages_merged == n / 2 && !d[2].pages_new_ksm &&
+		      !d[3].pages_new_ksm,
+		      "expected candidate +%zu, merged +%zu +%zu +%zu (new_ksm +%zu +0 +0), saw %+ld, %+ld %+ld %+ld (%+ld %+ld %+ld)\n",
+		      n, n, n, n / 2, n, (long)d[0].pages_candidate,
+		      (long)d[1].pages_merged, (long)d[2].pages_merged,
+		      (long)d[3].pages_merged, (long)d[1].pages_new_ksm,
+		      (long)d[2].pages_new_ksm, (long)d[3].pages_new_ksm);
+		for (j = 0; j < n; j++) {
+			bool dup = !sh->half[3] || j % THP_PAGES < THP_PAGES / 2;
+
+			differ += !sh->pfn[0][j] ||
+				  sh->pfn[1][j] != sh->pfn[0][j] ||
+				  sh->pfn[2][j] != sh->pfn[0][j] ||
+				  (sh->pfn[3][j] == sh->pfn[0][j]) != dup;
+		}
+		CHECK(differ == 0, "%zu of %zu pages not shared as expected\n",
+		      differ, n);
+		for (i = 0; i < HELPERS; i++) {
+			CHECK(!sh->bad[i], "%s: contents changed in %ld pages\n",
+			      label[i], sh->bad[i]);
+			CHECK(!sh->fork[i] || !sh->fork_bad[i],
+			      "%s: its fork's THPs read or wrote wrong (%ld)\n",
+			      label[i], sh->fork_bad[i]);
+		}
+		ok = !fail;
+	}
+	for (i = 0; i < HELPERS; i++) {
+		want[i] = i == 1 || i == 3 ? thps[i] : 0;
+		ksft_print_msg("%s: %ld THPs, %ld split by the call (%ld expected)\n",
+			       label[i], thps[i], splits[i], want[i]);
+	}
+	ok &= workers_stop_back(w, HELPERS, &base);
+	memset(sh->half, 0, sizeof(sh->half));
+	memset(sh->fork, 0, sizeof(sh->fork));
+	ksft_test_result(ok, "four THP-backed copies, two shared with a fork, the last half duplicate: merged as expected, contents intact, the forks' THPs intact and their own\n");
+	if (!have_thp) {
+		ksft_test_result_skip("THPs replaced by KSM pages (no THP was allocated)\n");
+		return;
+	}
+	fail = !ok;
+	for (i = 0; i < HELPERS; i++)
+		fail |= splits[i] != want[i];
+	ksft_test_result(!fail, "THPs whose pages all were replaced were not split; the half-replaced ones were, by the call\n");
 }
 
 static void test_file(void)
@@ -1006,7 +1173,7 @@ static void restore(void)
 
 int main(void)
 {
-	upm_test_start(17);
+	upm_test_start(19);
 	if (ksm_settings_save(&saved))
 		ksft_exit_fail_msg("cannot read KSM settings\n");
 	atexit(restore);
@@ -1017,6 +1184,7 @@ int main(void)
 	test_zero(0);
 	test_zero(1);
 	test_thp();
+	test_thp_replaced();
 	test_file();
 	test_shared(S_ANON);
 	test_shared(S_MEMFD);
