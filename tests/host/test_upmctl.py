@@ -88,7 +88,16 @@ pids = [str(p.pid) for p in procs]
 out["pids"] = [p.pid for p in procs]
 run("merge", "merge", *pids)
 a, b = (pfns(p.pid, addr) for p, addr in zip(procs, addrs))
-out["same_frames"] = sum(1 for x, y in zip(a, b) if x and x == y)
+def zero_page(pfn):
+    with open("/proc/kpageflags", "rb") as f:
+        f.seek(pfn * 8)
+        return struct.unpack("Q", f.read(8))[0] >> 24 & 1   # KPF_ZERO_PAGE
+# Page 0 is all zeroes. Splitting a THP maps such a page to the shared zero
+# page (6.12), so in the process whose THP a merge split, it may map that
+# page rather than the KSM page of zeroes its twin maps: shared either way.
+out["same_frames"] = sum(1 for i, (x, y) in enumerate(zip(a, b))
+                         if x and (x == y or (i == 0 and
+                                              (zero_page(x) or zero_page(y)))))
 run("stat_json", "--json", "stat", *pids)
 out["sysfs_upm"] = integers("/sys/kernel/mm/upm")
 out["ksm_stat"] = [dict(l.split() for l in open(f"/proc/{p}/ksm_stat"))
